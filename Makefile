@@ -1,0 +1,47 @@
+# Every target sets up what it needs: `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SOURCES := pyproject.toml setup.py $(wildcard src/wsfast/*.pyx src/wsfast/*.pxd)
+
+.PHONY: setup run test test-pure bench lint fuzz clean
+
+$(STAMP): $(SOURCES)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	WSFAST_BUILD_EXTENSION=yes $(BIN)/python -m pip install --quiet -e '.[test,bench,lint]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## The main job: decode a synthetic market-data feed with both implementations.
+run: $(STAMP)
+	$(BIN)/wsfast demo
+
+## The whole test suite: every codec test runs against the compiled and the pure twin in one run,
+## and the benchmarks run once each as smoke tests (no timing).
+test: $(STAMP)
+	$(BIN)/python -m pytest tests benchmarks --benchmark-disable -q
+
+## Force the pure-Python twins everywhere (WSFAST_NO_EXTENSIONS=1).
+test-pure: $(STAMP)
+	WSFAST_NO_EXTENSIONS=1 $(BIN)/python -m pytest tests -q
+
+## Timed benchmarks: compiled vs pure vs peers, medians per group.
+bench: $(STAMP)
+	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
+		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=median
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks setup.py
+	$(BIN)/ruff format --check src tests benchmarks setup.py
+	$(BIN)/mypy --strict src/wsfast
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/cython-lint src/wsfast
+
+## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev).
+fuzz: $(STAMP)
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/test_differential.py -q
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info src/wsfast/*.c src/wsfast/*.so src/wsfast/*.html

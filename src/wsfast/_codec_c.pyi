@@ -1,0 +1,19 @@
+from typing import Final
+
+from ._codec_py import Message
+from ._typing import BytesLike
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder"]
+
+DEFAULT_MAX_MESSAGE_SIZE: Final[int]
+
+class Decoder:
+    def __init__(self, max_message_size: int | None = ...) -> None: ...
+    @property
+    def max_message_size(self) -> int | None: ...
+    def feed(self, data: BytesLike) -> list[Message]: ...
+
+class Encoder:
+    def __init__(self) -> None: ...
+    def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True) -> bytes: ...
+    def encode_close(self, code: int | None = 1000, reason: str = "") -> bytes: ...

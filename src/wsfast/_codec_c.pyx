@@ -1,0 +1,434 @@
+# cython: language_level=3
+"""Frame decoding and encoding (RFC 6455 §5), compiled twin of :mod:`wsfast._codec_py`.
+
+Read :mod:`wsfast._codec_py` for the contract both twins keep; the comments here explain what is done for
+speed. The decoder parses as many frames per :meth:`Decoder.feed` call as the data holds, straight from the
+caller's buffer; it copies only what it must keep across calls (a partial header, the payload of an
+unfinished message, a control payload) and builds each message object with a single call.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.string cimport memcpy
+
+from ._kernels cimport Utf8State, mask_copy, utf8_reset, utf8_scan
+
+import os
+
+from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
+from .frames import Close, Ping, Pong
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
+
+cdef enum:
+    OP_CONT = 0
+    OP_TEXT = 1
+    OP_BINARY = 2
+    OP_CLOSE = 8
+    OP_PING = 9
+    OP_PONG = 10
+
+cdef enum:
+    READ_HEADER = 0
+    READ_PAYLOAD = 1
+
+cdef enum:
+    MAX_HEADER = 14                # 2 + 8 (64-bit length) + 4 (masking key)
+    MAX_CONTROL_PAYLOAD = 125
+    KEY_POOL_SIZE = 1024           # masking keys are drawn from os.urandom() 256 at a time
+    KEEP_BUFFER_LIMIT = 1 << 20    # a reassembly buffer larger than this is freed after its message
+
+
+cdef inline bint is_valid_close_code(unsigned int code) noexcept:
+    # RFC 6455 §7.4.1-7.4.2: 1004 is reserved; 1005, 1006 and 1015 never go on the wire.
+    return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+cdef inline Py_ssize_t header_size(uint8_t second_byte) noexcept:
+    cdef uint8_t length7 = second_byte & 0x7F
+    if length7 < 126:
+        return 2
+    return 4 if length7 == 126 else 10
+
+
+@cython.final
+cdef class Decoder:
+    """Turns the bytes a server sends into messages (RFC 6455 §5, server-to-client direction).
+
+    ``feed(data)`` returns a list of what became complete, in wire order: ``str`` for a text message,
+    ``bytes`` for a binary one, and :class:`~wsfast.Ping`, :class:`~wsfast.Pong`, :class:`~wsfast.Close`
+    for control frames.
+    """
+
+    cdef int64_t _max_size             # -1: unlimited
+    cdef int _state
+    cdef uint8_t _header[MAX_HEADER]
+    cdef Py_ssize_t _header_len
+    # The frame being read.
+    cdef bint _fin
+    cdef int _opcode
+    cdef uint64_t _remaining
+    # The data message being reassembled; _message_opcode is 0 when none is in progress.
+    cdef int _message_opcode
+    cdef uint8_t* _buffer
+    cdef Py_ssize_t _buffer_len
+    cdef Py_ssize_t _buffer_cap
+    cdef Utf8State _utf8
+    # The payload of the control frame being read.
+    cdef uint8_t _control[MAX_CONTROL_PAYLOAD]
+    cdef Py_ssize_t _control_len
+    cdef object _error
+
+    def __cinit__(self):
+        self._buffer = NULL
+        self._buffer_len = 0
+        self._buffer_cap = 0
+        self._state = READ_HEADER
+        self._header_len = 0
+        self._message_opcode = 0
+        self._error = None
+        utf8_reset(&self._utf8)
+
+    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+        if max_message_size is None:
+            self._max_size = -1
+        else:
+            if max_message_size < 0:
+                raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size!r}")
+            self._max_size = max_message_size
+
+    def __dealloc__(self):
+        free(self._buffer)
+
+    @property
+    def max_message_size(self):
+        """The largest message accepted, in bytes, or ``None`` for no limit."""
+        return None if self._max_size < 0 else self._max_size
+
+    def feed(self, data) -> list:
+        """Parse *data*, the next bytes from the server, and return the messages it completes.
+
+        Raises:
+            ProtocolError: the server broke RFC 6455; ``.close_code`` says how to fail the connection and
+                ``.messages`` holds what this call decoded before the offending frame.
+        """
+        cdef Py_buffer view
+        cdef list out
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        out = []
+        try:
+            self._parse(<const uint8_t*>view.buf, view.len, out)
+        except ProtocolError as exc:
+            exc.messages = out
+            self._error = exc
+            self._free_buffer()
+            raise
+        finally:
+            PyBuffer_Release(&view)
+        return out
+
+    cdef int _parse(self, const uint8_t* data, Py_ssize_t size, list out) except -1:
+        cdef Py_ssize_t pos = 0
+        cdef Py_ssize_t take
+        cdef Py_ssize_t needed
+        cdef Py_ssize_t available
+        while True:
+            if self._state == READ_HEADER:
+                if self._header_len == 0 and size - pos >= 2:
+                    # Fast path: the header is read in place.
+                    needed = self._check_header_start(data[pos], data[pos + 1])
+                    if size - pos >= needed:
+                        self._start_frame(data + pos)
+                        pos += needed
+                    else:
+                        memcpy(self._header, data + pos, size - pos)
+                        self._header_len = size - pos
+                        return 0
+                else:
+                    if pos >= size:
+                        return 0
+                    if self._header_len < 2:
+                        take = min(2 - self._header_len, size - pos)
+                        memcpy(self._header + self._header_len, data + pos, take)
+                        self._header_len += take
+                        pos += take
+                        if self._header_len < 2:
+                            return 0
+                        self._check_header_start(self._header[0], self._header[1])
+                    needed = header_size(self._header[1])
+                    take = min(needed - self._header_len, size - pos)
+                    memcpy(self._header + self._header_len, data + pos, take)
+                    self._header_len += take
+                    pos += take
+                    if self._header_len < needed:
+                        return 0
+                    self._header_len = 0
+                    self._start_frame(self._header)
+
+            # READ_PAYLOAD; runs even with no data left, so that an empty frame completes at once.
+            available = size - pos
+            if self._opcode >= OP_CLOSE:
+                take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
+                memcpy(self._control + self._control_len, data + pos, take)
+                self._control_len += take
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return 0
+                out.append(self._control_frame())
+            elif self._buffer_len == 0 and self._fin and self._remaining <= <uint64_t>available:
+                # Fast path: the whole message is in *data*; build it straight from there.
+                take = <Py_ssize_t>self._remaining
+                out.append(self._message(data + pos, take))
+                pos += take
+                self._message_opcode = 0
+            else:
+                take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
+                self._append(data + pos, take)
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return 0
+                if self._fin:
+                    if self._message_opcode == OP_TEXT and self._utf8.need:
+                        raise InvalidUTF8Error("text message ends inside a UTF-8 sequence")
+                    out.append(self._message(self._buffer, self._buffer_len))
+                    self._message_opcode = 0
+                    self._buffer_len = 0
+                    if self._buffer_cap > KEEP_BUFFER_LIMIT:
+                        self._free_buffer()
+            self._state = READ_HEADER
+
+    cdef Py_ssize_t _check_header_start(self, uint8_t first, uint8_t second) except -1:
+        """Apply every rule the first two header bytes decide; return the header size."""
+        cdef int opcode = first & 0x0F
+        # RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings".
+        if first & 0x70:
+            raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+        # RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
+        if (OP_BINARY < opcode < OP_CLOSE) or opcode > OP_PONG:
+            raise ProtocolError(f"reserved opcode {opcode:#x}")
+        if opcode >= OP_CLOSE:
+            # RFC 6455 §5.5: "Control frames themselves MUST NOT be fragmented."
+            if not first & 0x80:
+                raise ProtocolError("fragmented control frame")
+            # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+            if (second & 0x7F) > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError("control frame payload longer than 125 bytes")
+        elif opcode == OP_CONT:
+            if not self._message_opcode:
+                raise ProtocolError("continuation frame without a message to continue")
+        elif self._message_opcode:
+            # RFC 6455 §5.4: fragments of one message are not interleaved with another data message.
+            raise ProtocolError("new data frame before the fragmented message was finished")
+        # RFC 6455 §5.1: "A client MUST close a connection if it detects a masked frame."
+        if second & 0x80:
+            raise ProtocolError("masked frame from the server")
+        return header_size(second)
+
+    cdef int _start_frame(self, const uint8_t* header) except -1:
+        """Read the payload length of a checked header and prepare to read the payload."""
+        cdef uint8_t length7 = header[1] & 0x7F
+        cdef uint64_t length
+        cdef int i
+        if length7 < 126:
+            length = length7
+        elif length7 == 126:
+            length = (<uint64_t>header[2] << 8) | header[3]
+        else:
+            length = 0
+            for i in range(2, 10):
+                length = (length << 8) | header[i]
+            # RFC 6455 §5.2: "the most significant bit MUST be 0".
+            if length >> 63:
+                raise ProtocolError("64-bit payload length has its most significant bit set")
+        self._fin = (header[0] & 0x80) != 0
+        self._opcode = header[0] & 0x0F
+        self._remaining = length
+        self._state = READ_PAYLOAD
+        if self._opcode >= OP_CLOSE:
+            self._control_len = 0
+            return 0
+        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered.
+        if self._max_size >= 0 and length > <uint64_t>(self._max_size - self._buffer_len):
+            raise MessageTooBigError(
+                f"message of at least {self._buffer_len + length} bytes exceeds "
+                f"max_message_size={self._max_size}"
+            )
+        if self._opcode != OP_CONT:
+            self._message_opcode = self._opcode
+            self._buffer_len = 0
+            utf8_reset(&self._utf8)
+        return 0
+
+    cdef int _append(self, const uint8_t* data, Py_ssize_t size) except -1:
+        """Add part of a fragmented or incomplete message to the reassembly buffer."""
+        cdef Py_ssize_t needed = self._buffer_len + size
+        cdef Py_ssize_t capacity
+        cdef void* grown
+        cdef Py_ssize_t bad
+        if self._message_opcode == OP_TEXT:
+            # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
+            bad = utf8_scan(&self._utf8, data, size)
+            if bad >= 0:
+                raise InvalidUTF8Error(f"invalid UTF-8 at byte {self._buffer_len + bad} of a text message")
+        if needed > self._buffer_cap:
+            # Geometric growth keeps reassembly linear (65,536 small fragments cost 17 reallocations).
+            capacity = max(needed, self._buffer_cap * 2, 4096)
+            grown = realloc(self._buffer, capacity)
+            if grown == NULL:
+                raise MemoryError()
+            self._buffer = <uint8_t*>grown
+            self._buffer_cap = capacity
+        memcpy(self._buffer + self._buffer_len, data, size)
+        self._buffer_len = needed
+        return 0
+
+    cdef void _free_buffer(self) noexcept:
+        free(self._buffer)
+        self._buffer = NULL
+        self._buffer_len = 0
+        self._buffer_cap = 0
+
+    cdef object _message(self, const uint8_t* data, Py_ssize_t size):
+        if self._message_opcode == OP_BINARY:
+            return PyBytes_FromStringAndSize(<const char*>data, size)
+        try:
+            return PyUnicode_DecodeUTF8(<const char*>data, size, NULL)
+        except UnicodeDecodeError as exc:
+            raise InvalidUTF8Error(f"invalid UTF-8 at byte {exc.start} of a text message") from None
+
+    cdef object _control_frame(self):
+        cdef unsigned int code
+        cdef bytes payload = PyBytes_FromStringAndSize(<const char*>self._control, self._control_len)
+        if self._opcode == OP_PING:
+            return Ping(payload)
+        if self._opcode == OP_PONG:
+            return Pong(payload)
+        # RFC 6455 §5.5.1: an empty close body is allowed; otherwise a 2-byte code comes first.
+        if self._control_len == 0:
+            return Close(1005, "")
+        if self._control_len == 1:
+            raise ProtocolError("close frame with a 1-byte payload")
+        code = (<unsigned int>self._control[0] << 8) | self._control[1]
+        if not is_valid_close_code(code):
+            raise ProtocolError(f"invalid close code {code}")
+        try:
+            reason = PyUnicode_DecodeUTF8(<const char*>self._control + 2, self._control_len - 2, NULL)
+        except UnicodeDecodeError:
+            raise InvalidUTF8Error("close reason is not valid UTF-8") from None
+        return Close(code, reason)
+
+
+@cython.final
+cdef class Encoder:
+    """Builds masked client frames (RFC 6455 §5.2-5.3).
+
+    Every frame gets a fresh masking key from :func:`os.urandom`, a cryptographically secure source as
+    RFC 6455 §10.3 requires; keys are fetched 256 at a time so small sends stay cheap. Masking is fused
+    with the copy of the payload into the frame.
+    """
+
+    cdef uint8_t _keys[KEY_POOL_SIZE]
+    cdef Py_ssize_t _key_pos
+
+    def __cinit__(self):
+        self._key_pos = KEY_POOL_SIZE
+
+    def encode(self, payload, int opcode, bint fin=True) -> bytes:
+        """Return one masked frame carrying *payload* (``str`` is encoded as UTF-8).
+
+        Raises:
+            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, or a
+                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4).
+        """
+        cdef Py_buffer view
+        if isinstance(payload, str):
+            payload = PyUnicode_AsUTF8String(payload)
+        if (OP_BINARY < opcode < OP_CLOSE) or opcode > OP_PONG or opcode < 0:
+            raise ValueError(f"invalid opcode {opcode}")
+        PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
+        try:
+            if opcode >= OP_CLOSE:
+                if not fin:
+                    raise ValueError("control frames cannot be fragmented")
+                if view.len > MAX_CONTROL_PAYLOAD:
+                    raise ValueError(f"control frame payload is {view.len} bytes; the limit is 125")
+                if opcode == OP_CLOSE:
+                    check_close_payload(<const uint8_t*>view.buf, view.len)
+            return self._frame(<const uint8_t*>view.buf, view.len, opcode, fin)
+        finally:
+            PyBuffer_Release(&view)
+
+    def encode_close(self, code=1000, str reason="") -> bytes:
+        """Return a masked CLOSE frame with *code* and *reason*, or an empty body if *code* is None.
+
+        Raises:
+            ValueError: *code* may not be sent (RFC 6455 §7.4), a reason without a code, or a body over
+                125 bytes.
+        """
+        if code is None:
+            if reason:
+                raise ValueError("a close reason needs a close code")
+            return self.encode(b"", OP_CLOSE)
+        if not isinstance(code, int) or not is_valid_close_code(code):
+            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
+        body = int(code).to_bytes(2, "big") + reason.encode("utf-8")
+        return self.encode(body, OP_CLOSE)
+
+    cdef bytes _frame(self, const uint8_t* payload, Py_ssize_t size, int opcode, bint fin):
+        cdef Py_ssize_t header
+        cdef uint8_t* p
+        cdef bytes frame
+        cdef int i
+        if size < 126:
+            header = 6
+        elif size < 65536:
+            header = 8
+        else:
+            header = 14
+        frame = PyBytes_FromStringAndSize(NULL, header + size)
+        p = <uint8_t*>PyBytes_AS_STRING(frame)
+        p[0] = (0x80 if fin else 0) | opcode
+        if size < 126:
+            p[1] = 0x80 | <uint8_t>size
+        elif size < 65536:
+            p[1] = 0x80 | 126
+            p[2] = <uint8_t>(size >> 8)
+            p[3] = <uint8_t>size
+        else:
+            p[1] = 0x80 | 127
+            for i in range(8):
+                p[2 + i] = <uint8_t>(<uint64_t>size >> (56 - 8 * i))
+        if self._key_pos >= KEY_POOL_SIZE:
+            memcpy(self._keys, PyBytes_AS_STRING(os.urandom(KEY_POOL_SIZE)), KEY_POOL_SIZE)
+            self._key_pos = 0
+        memcpy(p + header - 4, self._keys + self._key_pos, 4)
+        self._key_pos += 4
+        mask_copy(p + header, payload, size, p + header - 4)
+        return frame
+
+
+cdef int check_close_payload(const uint8_t* body, Py_ssize_t size) except -1:
+    cdef unsigned int code
+    if size == 0:
+        return 0
+    if size == 1:
+        raise ValueError("a close payload cannot be 1 byte long")
+    code = (<unsigned int>body[0] << 8) | body[1]
+    if not is_valid_close_code(code):
+        raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    try:
+        PyUnicode_DecodeUTF8(<const char*>body + 2, size - 2, NULL)
+    except UnicodeDecodeError:
+        raise ValueError("close reason is not valid UTF-8") from None
+    return 0

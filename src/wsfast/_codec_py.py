@@ -1,0 +1,371 @@
+"""Frame decoding and encoding (RFC 6455 §5), pure-Python twin of :mod:`wsfast._codec_c`.
+
+The contract both twins keep, and that ``tests/`` checks on both in one run:
+
+* :meth:`Decoder.feed` accepts any bytes-like object, split anywhere, and returns what became complete in
+  wire order: ``str`` (TEXT), ``bytes`` (BINARY), :class:`~wsfast.Ping`, :class:`~wsfast.Pong`,
+  :class:`~wsfast.Close`. How the stream is split never changes the messages or the error.
+* Header rules are checked as soon as the first two header bytes are in, the length rules as soon as the
+  extended length is in; ``max_message_size`` is checked against the *declared* length, before any payload
+  is buffered.
+* Text is validated as it arrives: an invalid sequence fails on the byte that proves it invalid (see
+  :class:`~wsfast._utf8_py.Utf8Validator`), even inside a frame that has not fully arrived; a message that
+  ends inside a sequence fails when its last frame completes.
+* Errors are :class:`~wsfast.ProtocolError` subclasses carrying the close code and, in ``.messages``, what
+  the same call decoded before the bad frame. After an error the decoder raises it again on every call.
+* Non-minimal length encodings are accepted (RFC 6455 §5.2's "minimal number of bytes" binds the sender;
+  rejecting them would only break interop).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TypeAlias
+
+from ._mask_py import apply_mask
+from ._typing import BytesLike
+from ._utf8_py import Utf8Validator
+from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
+from .frames import MAX_CONTROL_PAYLOAD, Close, Ping, Pong, is_valid_close_code
+
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "Message"]
+
+DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
+
+Message: TypeAlias = str | bytes | Ping | Pong | Close
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
+READ_HEADER, READ_PAYLOAD = 0, 1
+KEY_POOL_SIZE = 1024  # masking keys are drawn from os.urandom() 256 at a time
+KEEP_BUFFER_LIMIT = 1 << 20  # a reassembly buffer larger than this is dropped after its message
+
+
+def _header_size(second_byte: int) -> int:
+    length7 = second_byte & 0x7F
+    if length7 < 126:
+        return 2
+    return 4 if length7 == 126 else 10
+
+
+class Decoder:
+    """Turns the bytes a server sends into messages (RFC 6455 §5, server-to-client direction).
+
+    ``feed(data)`` returns a list of what became complete, in wire order: ``str`` for a text message,
+    ``bytes`` for a binary one, and :class:`~wsfast.Ping`, :class:`~wsfast.Pong`, :class:`~wsfast.Close`
+    for control frames.
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_control",
+        "_error",
+        "_fin",
+        "_header",
+        "_max_size",
+        "_message_opcode",
+        "_opcode",
+        "_remaining",
+        "_state",
+        "_text",
+        "_utf8",
+    )
+
+    def __init__(self, max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        if max_message_size is not None and max_message_size < 0:
+            raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size!r}")
+        self._max_size = max_message_size
+        self._state = READ_HEADER
+        self._header = bytearray()
+        self._fin = False
+        self._opcode = 0
+        self._remaining = 0
+        self._message_opcode = 0  # 0: no data message in progress
+        self._buffer = bytearray()  # binary payload of the message in progress
+        self._text: list[str] = []  # decoded pieces of the text message in progress
+        self._utf8 = Utf8Validator()
+        self._control = bytearray()
+        self._error: ProtocolError | None = None
+
+    @property
+    def max_message_size(self) -> int | None:
+        """The largest message accepted, in bytes, or ``None`` for no limit."""
+        return self._max_size
+
+    def feed(self, data: BytesLike) -> list[Message]:
+        """Parse *data*, the next bytes from the server, and return the messages it completes.
+
+        Raises:
+            ProtocolError: the server broke RFC 6455; ``.close_code`` says how to fail the connection and
+                ``.messages`` holds what this call decoded before the offending frame.
+        """
+        if self._error is not None:
+            self._error.messages = []
+            raise self._error
+        view = memoryview(data)
+        if view.format != "B" or view.ndim != 1:
+            view = view.cast("B")
+        out: list[Message] = []
+        try:
+            self._parse(view, out)
+        except ProtocolError as exc:
+            exc.messages = list(out)
+            self._error = exc
+            self._buffer = bytearray()
+            self._text = []
+            raise
+        return out
+
+    def _parse(self, data: memoryview, out: list[Message]) -> None:
+        size = len(data)
+        pos = 0
+        while True:
+            if self._state == READ_HEADER:
+                header = self._header
+                if not header and size - pos >= 2:
+                    needed = self._check_header_start(data[pos], data[pos + 1])
+                    if size - pos >= needed:
+                        self._start_frame(data[pos : pos + needed])
+                        pos += needed
+                    else:
+                        header += data[pos:]
+                        return
+                else:
+                    if pos >= size:
+                        return
+                    if len(header) < 2:
+                        take = min(2 - len(header), size - pos)
+                        header += data[pos : pos + take]
+                        pos += take
+                        if len(header) < 2:
+                            return
+                        self._check_header_start(header[0], header[1])
+                    needed = _header_size(header[1])
+                    take = min(needed - len(header), size - pos)
+                    header += data[pos : pos + take]
+                    pos += take
+                    if len(header) < needed:
+                        return
+                    self._header = bytearray()
+                    self._start_frame(header)
+
+            # READ_PAYLOAD; runs even with no data left, so that an empty frame completes at once.
+            available = size - pos
+            if self._opcode >= OP_CLOSE:
+                take = min(self._remaining, available)
+                self._control += data[pos : pos + take]
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return
+                out.append(self._control_frame())
+            elif self._fin and self._remaining <= available and not self._buffer and not self._text:
+                # The whole message is in *data*: build it in one step.
+                take = self._remaining
+                out.append(self._message(data[pos : pos + take]))
+                pos += take
+                self._message_opcode = 0
+            else:
+                take = min(self._remaining, available)
+                self._append(data[pos : pos + take])
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return
+                if self._fin:
+                    out.append(self._finish_message())
+            self._state = READ_HEADER
+
+    def _check_header_start(self, first: int, second: int) -> int:
+        """Apply every rule the first two header bytes decide; return the header size."""
+        opcode = first & 0x0F
+        # RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings".
+        if first & 0x70:
+            raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+        # RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
+        if OP_BINARY < opcode < OP_CLOSE or opcode > OP_PONG:
+            raise ProtocolError(f"reserved opcode {opcode:#x}")
+        if opcode >= OP_CLOSE:
+            # RFC 6455 §5.5: "Control frames themselves MUST NOT be fragmented."
+            if not first & 0x80:
+                raise ProtocolError("fragmented control frame")
+            # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+            if second & 0x7F > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError("control frame payload longer than 125 bytes")
+        elif opcode == OP_CONT:
+            if not self._message_opcode:
+                raise ProtocolError("continuation frame without a message to continue")
+        elif self._message_opcode:
+            # RFC 6455 §5.4: fragments of one message are not interleaved with another data message.
+            raise ProtocolError("new data frame before the fragmented message was finished")
+        # RFC 6455 §5.1: "A client MUST close a connection if it detects a masked frame."
+        if second & 0x80:
+            raise ProtocolError("masked frame from the server")
+        return _header_size(second)
+
+    def _start_frame(self, header: BytesLike) -> None:
+        """Read the payload length of a checked header and prepare to read the payload."""
+        length = header[1] & 0x7F
+        if length == 126:
+            length = int.from_bytes(header[2:4], "big")
+        elif length == 127:
+            length = int.from_bytes(header[2:10], "big")
+            # RFC 6455 §5.2: "the most significant bit MUST be 0".
+            if length >> 63:
+                raise ProtocolError("64-bit payload length has its most significant bit set")
+        self._fin = bool(header[0] & 0x80)
+        self._opcode = header[0] & 0x0F
+        self._remaining = length
+        self._state = READ_PAYLOAD
+        if self._opcode >= OP_CLOSE:
+            self._control = bytearray()
+            return
+        held = self._held()
+        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered.
+        if self._max_size is not None and length > self._max_size - held:
+            raise MessageTooBigError(
+                f"message of at least {held + length} bytes exceeds max_message_size={self._max_size}"
+            )
+        if self._opcode != OP_CONT:
+            self._message_opcode = self._opcode
+            self._utf8.reset()
+
+    def _held(self) -> int:
+        """Bytes of the message in progress received so far."""
+        if self._message_opcode == OP_TEXT:
+            return self._utf8._offset
+        return len(self._buffer)
+
+    def _append(self, data: memoryview) -> None:
+        """Add part of a fragmented or incomplete message."""
+        if self._message_opcode == OP_TEXT:
+            # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
+            try:
+                self._text.append(self._utf8.decode(data))
+            except InvalidUTF8Error as exc:
+                raise InvalidUTF8Error(f"{exc} of a text message") from None
+        else:
+            self._buffer += data
+
+    def _finish_message(self) -> str | bytes:
+        message: str | bytes
+        if self._message_opcode == OP_TEXT:
+            try:
+                self._utf8.end()
+            except InvalidUTF8Error:
+                raise InvalidUTF8Error("text message ends inside a UTF-8 sequence") from None
+            message = "".join(self._text)
+            self._text = []
+            self._utf8.reset()
+        else:
+            message = bytes(self._buffer)
+            if len(self._buffer) > KEEP_BUFFER_LIMIT:
+                self._buffer = bytearray()
+            else:
+                del self._buffer[:]
+        self._message_opcode = 0
+        return message
+
+    def _message(self, data: memoryview) -> str | bytes:
+        if self._message_opcode == OP_BINARY:
+            return bytes(data)
+        try:
+            return str(data, "utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidUTF8Error(f"invalid UTF-8 at byte {exc.start} of a text message") from None
+
+    def _control_frame(self) -> Message:
+        payload = bytes(self._control)
+        if self._opcode == OP_PING:
+            return Ping(payload)
+        if self._opcode == OP_PONG:
+            return Pong(payload)
+        # RFC 6455 §5.5.1: an empty close body is allowed; otherwise a 2-byte code comes first.
+        if not payload:
+            return Close(1005, "")
+        if len(payload) == 1:
+            raise ProtocolError("close frame with a 1-byte payload")
+        code = int.from_bytes(payload[:2], "big")
+        if not is_valid_close_code(code):
+            raise ProtocolError(f"invalid close code {code}")
+        try:
+            reason = payload[2:].decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidUTF8Error("close reason is not valid UTF-8") from None
+        return Close(code, reason)
+
+
+class Encoder:
+    """Builds masked client frames (RFC 6455 §5.2-5.3).
+
+    Every frame gets a fresh masking key from :func:`os.urandom`, a cryptographically secure source as
+    RFC 6455 §10.3 requires; keys are fetched 256 at a time so small sends stay cheap.
+    """
+
+    __slots__ = ("_key_pos", "_keys")
+
+    def __init__(self) -> None:
+        self._keys = b""
+        self._key_pos = KEY_POOL_SIZE
+
+    def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True) -> bytes:
+        """Return one masked frame carrying *payload* (``str`` is encoded as UTF-8).
+
+        Raises:
+            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, or a
+                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4).
+        """
+        data = payload.encode("utf-8") if isinstance(payload, str) else payload
+        if OP_BINARY < opcode < OP_CLOSE or opcode > OP_PONG or opcode < 0:
+            raise ValueError(f"invalid opcode {opcode}")
+        view = memoryview(data)
+        size = view.nbytes
+        if opcode >= OP_CLOSE:
+            if not fin:
+                raise ValueError("control frames cannot be fragmented")
+            if size > MAX_CONTROL_PAYLOAD:
+                raise ValueError(f"control frame payload is {size} bytes; the limit is 125")
+            if opcode == OP_CLOSE:
+                _check_close_payload(bytes(view))
+        first = (0x80 if fin else 0) | opcode
+        if size < 126:
+            header = bytes((first, 0x80 | size))
+        elif size < 65536:
+            header = bytes((first, 0x80 | 126)) + size.to_bytes(2, "big")
+        else:
+            header = bytes((first, 0x80 | 127)) + size.to_bytes(8, "big")
+        if self._key_pos >= KEY_POOL_SIZE:
+            self._keys = os.urandom(KEY_POOL_SIZE)
+            self._key_pos = 0
+        key = self._keys[self._key_pos : self._key_pos + 4]
+        self._key_pos += 4
+        return header + key + apply_mask(view, key)
+
+    def encode_close(self, code: int | None = 1000, reason: str = "") -> bytes:
+        """Return a masked CLOSE frame with *code* and *reason*, or an empty body if *code* is None.
+
+        Raises:
+            ValueError: *code* may not be sent (RFC 6455 §7.4), a reason without a code, or a body over
+                125 bytes.
+        """
+        if code is None:
+            if reason:
+                raise ValueError("a close reason needs a close code")
+            return self.encode(b"", OP_CLOSE)
+        if not isinstance(code, int) or not is_valid_close_code(code):
+            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
+        body = int(code).to_bytes(2, "big") + reason.encode("utf-8")
+        return self.encode(body, OP_CLOSE)
+
+
+def _check_close_payload(body: bytes) -> None:
+    if not body:
+        return
+    if len(body) == 1:
+        raise ValueError("a close payload cannot be 1 byte long")
+    code = int.from_bytes(body[:2], "big")
+    if not is_valid_close_code(code):
+        raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+    try:
+        body[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("close reason is not valid UTF-8") from None

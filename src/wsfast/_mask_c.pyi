@@ -1,0 +1,3 @@
+from ._typing import BytesLike
+
+def apply_mask(data: BytesLike, mask: BytesLike) -> bytes: ...
