@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from . import __version__, implementation
+from ._impl import codec_twins
 
 __all__ = ["main"]
 
@@ -56,17 +57,11 @@ def _messages_per_second(decoder_factory: Callable[[], object], chunks: Sequence
 
 
 def demo(count: int) -> int:
-    from . import _codec_py
-
     chunks = _market_data_stream(count)
     size = sum(map(len, chunks))
     print(f"wsfast {__version__} ({implementation} implementation loaded)")
     print(f"decoding {count:,} trade messages ({size / 2**20:.1f} MiB of frames), best of 5 runs:")
-    rates = {"python": _messages_per_second(_codec_py.Decoder, chunks)}
-    if implementation == "cython":
-        from . import _codec_c
-
-        rates["cython"] = _messages_per_second(_codec_c.Decoder, chunks)
+    rates = {name: _messages_per_second(twin.Decoder, chunks) for name, twin in codec_twins().items()}
     for name, rate in rates.items():
         print(f"  {name:<7} {rate / 1e6:8.2f} M messages/s  {rate * size / count / 2**20:9.1f} MiB/s")
     if len(rates) == 2:

@@ -13,7 +13,7 @@ import sys
 import warnings
 from types import ModuleType
 
-__all__ = ["codec", "implementation", "mask", "utf8"]
+__all__ = ["codec", "codec_twins", "implementation", "mask", "utf8"]
 
 
 def _load() -> tuple[str, ModuleType, ModuleType, ModuleType]:
@@ -38,3 +38,17 @@ def _load() -> tuple[str, ModuleType, ModuleType, ModuleType]:
 
 
 implementation, codec, mask, utf8 = _load()
+
+
+def codec_twins() -> dict[str, ModuleType]:
+    """Every codec twin that can be imported here, by implementation name (for demos and benchmarks)."""
+    from . import _codec_py
+
+    twins = {"python": _codec_py}
+    try:
+        from . import _codec_c
+    except ImportError:
+        pass
+    else:
+        twins["cython"] = _codec_c
+    return twins
