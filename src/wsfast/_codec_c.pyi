@@ -3,7 +3,7 @@ from typing import Final
 from ._codec_py import Message
 from ._typing import BytesLike
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
 
 DEFAULT_MAX_MESSAGE_SIZE: Final[int]
 
@@ -17,3 +17,5 @@ class Encoder:
     def __init__(self) -> None: ...
     def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True) -> bytes: ...
     def encode_close(self, code: int | None = 1000, reason: str = "") -> bytes: ...
+
+def close_payload(code: int | None, reason: str) -> bytes: ...

@@ -17,12 +17,18 @@ from libc.string cimport memcpy
 
 from ._kernels cimport Utf8State, mask_copy, utf8_reset, utf8_scan
 
+
+cdef extern from "Python.h":
+    object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
+    void* PyUnicode_DATA(object unicode)
+
 import os
+from operator import index
 
 from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
 from .frames import Close, Ping, Pong
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
 
@@ -42,7 +48,9 @@ cdef enum:
     MAX_HEADER = 14                # 2 + 8 (64-bit length) + 4 (masking key)
     MAX_CONTROL_PAYLOAD = 125
     KEY_POOL_SIZE = 1024           # masking keys are drawn from os.urandom() 256 at a time
-    KEEP_BUFFER_LIMIT = 1 << 20    # a reassembly buffer larger than this is freed after its message
+    KEEP_BUFFER_LIMIT = 8 << 20    # a reassembly buffer larger than this is freed after its message
+
+cdef uint64_t DIRECT_ALLOCATION_LIMIT = 64 << 20  # the largest message allocated before it arrives
 
 
 cdef inline bint is_valid_close_code(unsigned int code) noexcept:
@@ -76,6 +84,10 @@ cdef class Decoder:
     cdef uint64_t _remaining
     # The data message being reassembled; _message_opcode is 0 when none is in progress.
     cdef int _message_opcode
+    # An unfragmented message that arrives in pieces is copied straight into its final bytes object.
+    cdef bytes _direct
+    cdef Py_ssize_t _direct_len
+    # A fragmented message is reassembled here.
     cdef uint8_t* _buffer
     cdef Py_ssize_t _buffer_len
     cdef Py_ssize_t _buffer_cap
@@ -99,9 +111,11 @@ cdef class Decoder:
         if max_message_size is None:
             self._max_size = -1
         else:
+            max_message_size = index(max_message_size)
             if max_message_size < 0:
                 raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size!r}")
-            self._max_size = max_message_size
+            # No frame can declare more than 2**63 - 1 bytes (RFC 6455 §5.2), so larger limits clamp.
+            self._max_size = min(max_message_size, 0x7FFFFFFFFFFFFFFF)
 
     def __dealloc__(self):
         free(self._buffer)
@@ -121,9 +135,13 @@ cdef class Decoder:
         cdef Py_buffer view
         cdef list out
         if self._error is not None:
-            self._error.messages = []
-            raise self._error
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            raise type(self._error)(*self._error.args)
+        try:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        except BufferError:
+            # A non-contiguous view (e.g. memoryview(data)[::2]) is decoded from a contiguous copy.
+            data = memoryview(data).tobytes()
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         out = []
         try:
             self._parse(<const uint8_t*>view.buf, view.len, out)
@@ -185,12 +203,30 @@ cdef class Decoder:
                 if self._remaining:
                     return 0
                 out.append(self._control_frame())
-            elif self._buffer_len == 0 and self._fin and self._remaining <= <uint64_t>available:
-                # Fast path: the whole message is in *data*; build it straight from there.
-                take = <Py_ssize_t>self._remaining
-                out.append(self._message(data + pos, take))
+            elif (self._buffer_len == 0 and self._fin and self._direct is None
+                    and self._remaining <= DIRECT_ALLOCATION_LIMIT):
+                if self._remaining <= <uint64_t>available:
+                    # Fast path: the whole message is in *data*; build it straight from there.
+                    take = <Py_ssize_t>self._remaining
+                    out.append(self._message(data + pos, take))
+                    pos += take
+                    self._message_opcode = 0
+                else:
+                    # An unfragmented message larger than what has arrived: allocate its bytes object
+                    # now and copy each piece into place: one copy in all, no reallocation. The length
+                    # was checked against max_message_size and DIRECT_ALLOCATION_LIMIT, and pages that
+                    # no data reached cost no memory. Larger claims (max_message_size=None) grow the
+                    # reassembly buffer as data arrives instead.
+                    self._direct = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>self._remaining)
+                    self._direct_len = 0
+                    pos += self._fill_direct(data + pos, available)
+                    return 0
+            elif self._direct is not None:
+                take = self._fill_direct(data + pos, available)
                 pos += take
-                self._message_opcode = 0
+                if self._remaining:
+                    return 0
+                out.append(self._finish_direct())
             else:
                 take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
                 self._append(data + pos, take)
@@ -199,9 +235,10 @@ cdef class Decoder:
                 if self._remaining:
                     return 0
                 if self._fin:
-                    if self._message_opcode == OP_TEXT and self._utf8.need:
-                        raise InvalidUTF8Error("text message ends inside a UTF-8 sequence")
-                    out.append(self._message(self._buffer, self._buffer_len))
+                    if self._message_opcode == OP_TEXT:
+                        out.append(self._validated_text(self._buffer, self._buffer_len))
+                    else:
+                        out.append(PyBytes_FromStringAndSize(<const char*>self._buffer, self._buffer_len))
                     self._message_opcode = 0
                     self._buffer_len = 0
                     if self._buffer_cap > KEEP_BUFFER_LIMIT:
@@ -222,7 +259,8 @@ cdef class Decoder:
             if not first & 0x80:
                 raise ProtocolError("fragmented control frame")
             # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
-            if (second & 0x7F) > MAX_CONTROL_PAYLOAD:
+            # (126 and 127 announce an extended length, checked in _start_frame.)
+            if MAX_CONTROL_PAYLOAD < (second & 0x7F) < 126:
                 raise ProtocolError("control frame payload longer than 125 bytes")
         elif opcode == OP_CONT:
             if not self._message_opcode:
@@ -256,6 +294,8 @@ cdef class Decoder:
         self._remaining = length
         self._state = READ_PAYLOAD
         if self._opcode >= OP_CLOSE:
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError("control frame payload longer than 125 bytes")
             self._control_len = 0
             return 0
         # RFC 6455 §10.4: checked against the declared length, before any payload is buffered.
@@ -269,6 +309,42 @@ cdef class Decoder:
             self._buffer_len = 0
             utf8_reset(&self._utf8)
         return 0
+
+    cdef Py_ssize_t _fill_direct(self, const uint8_t* data, Py_ssize_t available) except -1:
+        """Copy the next piece of an unfragmented message into its bytes object; return its size."""
+        cdef Py_ssize_t take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
+        cdef Py_ssize_t bad
+        if self._message_opcode == OP_TEXT:
+            # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
+            bad = utf8_scan(&self._utf8, data, take)
+            if bad >= 0:
+                raise InvalidUTF8Error(f"invalid UTF-8 at byte {self._direct_len + bad} of a text message")
+        memcpy(PyBytes_AS_STRING(self._direct) + self._direct_len, data, take)
+        self._direct_len += take
+        self._remaining -= take
+        return take
+
+    cdef object _finish_direct(self):
+        cdef bytes payload = self._direct
+        cdef int opcode = self._message_opcode
+        self._direct = None
+        self._message_opcode = 0
+        if opcode == OP_BINARY:
+            return payload
+        return self._validated_text(<const uint8_t*>PyBytes_AS_STRING(payload), self._direct_len)
+
+    cdef object _validated_text(self, const uint8_t* data, Py_ssize_t size):
+        """Build the str of a text message that utf8_scan has already validated as it arrived."""
+        cdef object text
+        if self._utf8.need:
+            raise InvalidUTF8Error("text message ends inside a UTF-8 sequence")
+        if self._utf8.non_ascii:
+            return PyUnicode_DecodeUTF8(<const char*>data, size, NULL)
+        # All ASCII, already validated: a compact ASCII str is exactly these bytes, so copy them into
+        # one instead of decoding again (about 2x faster on a 4 MiB order-book snapshot).
+        text = PyUnicode_New(size, 127)
+        memcpy(PyUnicode_DATA(text), data, size)
+        return text
 
     cdef int _append(self, const uint8_t* data, Py_ssize_t size) except -1:
         """Add part of a fragmented or incomplete message to the reassembly buffer."""
@@ -294,6 +370,7 @@ cdef class Decoder:
         return 0
 
     cdef void _free_buffer(self) noexcept:
+        self._direct = None
         free(self._buffer)
         self._buffer = NULL
         self._buffer_len = 0
@@ -344,7 +421,7 @@ cdef class Encoder:
     def __cinit__(self):
         self._key_pos = KEY_POOL_SIZE
 
-    def encode(self, payload, int opcode, bint fin=True) -> bytes:
+    def encode(self, payload, opcode, bint fin=True) -> bytes:
         """Return one masked frame carrying *payload* (``str`` is encoded as UTF-8).
 
         Raises:
@@ -352,38 +429,36 @@ cdef class Encoder:
                 CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4).
         """
         cdef Py_buffer view
+        cdef int op
         if isinstance(payload, str):
             payload = PyUnicode_AsUTF8String(payload)
-        if (OP_BINARY < opcode < OP_CLOSE) or opcode > OP_PONG or opcode < 0:
+        try:
+            op = opcode
+        except OverflowError:
+            op = -1
+        if (OP_BINARY < op < OP_CLOSE) or op > OP_PONG or op < 0:
             raise ValueError(f"invalid opcode {opcode}")
         PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
         try:
-            if opcode >= OP_CLOSE:
+            if op >= OP_CLOSE:
                 if not fin:
                     raise ValueError("control frames cannot be fragmented")
                 if view.len > MAX_CONTROL_PAYLOAD:
                     raise ValueError(f"control frame payload is {view.len} bytes; the limit is 125")
-                if opcode == OP_CLOSE:
+                if op == OP_CLOSE:
                     check_close_payload(<const uint8_t*>view.buf, view.len)
-            return self._frame(<const uint8_t*>view.buf, view.len, opcode, fin)
+            return self._frame(<const uint8_t*>view.buf, view.len, op, fin)
         finally:
             PyBuffer_Release(&view)
 
-    def encode_close(self, code=1000, str reason="") -> bytes:
+    def encode_close(self, code=1000, reason="") -> bytes:
         """Return a masked CLOSE frame with *code* and *reason*, or an empty body if *code* is None.
 
         Raises:
             ValueError: *code* may not be sent (RFC 6455 §7.4), a reason without a code, or a body over
                 125 bytes.
         """
-        if code is None:
-            if reason:
-                raise ValueError("a close reason needs a close code")
-            return self.encode(b"", OP_CLOSE)
-        if not isinstance(code, int) or not is_valid_close_code(code):
-            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
-        body = int(code).to_bytes(2, "big") + reason.encode("utf-8")
-        return self.encode(body, OP_CLOSE)
+        return self.encode(close_payload(code, reason), OP_CLOSE)
 
     cdef bytes _frame(self, const uint8_t* payload, Py_ssize_t size, int opcode, bint fin):
         cdef Py_ssize_t header
@@ -416,6 +491,21 @@ cdef class Encoder:
         self._key_pos += 4
         mask_copy(p + header, payload, size, p + header - 4)
         return frame
+
+
+def close_payload(code, reason) -> bytes:
+    """The body of a CLOSE frame: a 2-byte code and a UTF-8 reason, or nothing if *code* is None."""
+    if not isinstance(reason, str):
+        raise TypeError(f"the close reason must be a str, not {type(reason).__name__}")
+    if code is None:
+        if reason:
+            raise ValueError("a close reason needs a close code")
+        return b""
+    if not isinstance(code, int):
+        raise TypeError(f"the close code must be an int, not {type(code).__name__}")
+    if not (0 <= code <= 0xFFFF and is_valid_close_code(code)):
+        raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
+    return int(code).to_bytes(2, "big") + reason.encode("utf-8")
 
 
 cdef int check_close_payload(const uint8_t* body, Py_ssize_t size) except -1:

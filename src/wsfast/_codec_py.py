@@ -20,6 +20,7 @@ The contract both twins keep, and that ``tests/`` checks on both in one run:
 from __future__ import annotations
 
 import os
+from operator import index
 from typing import TypeAlias
 
 from ._mask_py import apply_mask
@@ -28,7 +29,7 @@ from ._utf8_py import Utf8Validator
 from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
 from .frames import MAX_CONTROL_PAYLOAD, Close, Ping, Pong, is_valid_close_code
 
-__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "Message"]
+__all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "Message", "close_payload"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20
 
@@ -37,7 +38,7 @@ Message: TypeAlias = str | bytes | Ping | Pong | Close
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0, 1, 2, 8, 9, 10
 READ_HEADER, READ_PAYLOAD = 0, 1
 KEY_POOL_SIZE = 1024  # masking keys are drawn from os.urandom() 256 at a time
-KEEP_BUFFER_LIMIT = 1 << 20  # a reassembly buffer larger than this is dropped after its message
+KEEP_BUFFER_LIMIT = 8 << 20  # a reassembly buffer larger than this is dropped after its message
 
 
 def _header_size(second_byte: int) -> int:
@@ -71,8 +72,10 @@ class Decoder:
     )
 
     def __init__(self, max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
-        if max_message_size is not None and max_message_size < 0:
-            raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size!r}")
+        if max_message_size is not None:
+            max_message_size = index(max_message_size)
+            if max_message_size < 0:
+                raise ValueError(f"max_message_size must be >= 0 or None, not {max_message_size!r}")
         self._max_size = max_message_size
         self._state = READ_HEADER
         self._header = bytearray()
@@ -99,10 +102,12 @@ class Decoder:
                 ``.messages`` holds what this call decoded before the offending frame.
         """
         if self._error is not None:
-            self._error.messages = []
-            raise self._error
+            raise type(self._error)(*self._error.args)
         view = memoryview(data)
-        if view.format != "B" or view.ndim != 1:
+        if not view.c_contiguous:
+            # A non-contiguous view (e.g. memoryview(data)[::2]) is decoded from a contiguous copy.
+            view = memoryview(view.tobytes())
+        elif view.format != "B" or view.ndim != 1:
             view = view.cast("B")
         out: list[Message] = []
         try:
@@ -189,7 +194,8 @@ class Decoder:
             if not first & 0x80:
                 raise ProtocolError("fragmented control frame")
             # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
-            if second & 0x7F > MAX_CONTROL_PAYLOAD:
+            # (126 and 127 announce an extended length, checked in _start_frame.)
+            if MAX_CONTROL_PAYLOAD < second & 0x7F < 126:
                 raise ProtocolError("control frame payload longer than 125 bytes")
         elif opcode == OP_CONT:
             if not self._message_opcode:
@@ -217,6 +223,8 @@ class Decoder:
         self._remaining = length
         self._state = READ_PAYLOAD
         if self._opcode >= OP_CLOSE:
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError("control frame payload longer than 125 bytes")
             self._control = bytearray()
             return
         held = self._held()
@@ -347,14 +355,22 @@ class Encoder:
             ValueError: *code* may not be sent (RFC 6455 §7.4), a reason without a code, or a body over
                 125 bytes.
         """
-        if code is None:
-            if reason:
-                raise ValueError("a close reason needs a close code")
-            return self.encode(b"", OP_CLOSE)
-        if not isinstance(code, int) or not is_valid_close_code(code):
-            raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
-        body = int(code).to_bytes(2, "big") + reason.encode("utf-8")
-        return self.encode(body, OP_CLOSE)
+        return self.encode(close_payload(code, reason), OP_CLOSE)
+
+
+def close_payload(code: int | None, reason: str) -> bytes:
+    """The body of a CLOSE frame: a 2-byte code and a UTF-8 reason, or nothing if *code* is None."""
+    if not isinstance(reason, str):
+        raise TypeError(f"the close reason must be a str, not {type(reason).__name__}")
+    if code is None:
+        if reason:
+            raise ValueError("a close reason needs a close code")
+        return b""
+    if not isinstance(code, int):
+        raise TypeError(f"the close code must be an int, not {type(code).__name__}")
+    if not (0 <= code <= 0xFFFF and is_valid_close_code(code)):
+        raise ValueError(f"close code {code!r} may not be sent (RFC 6455 §7.4)")
+    return int(code).to_bytes(2, "big") + reason.encode("utf-8")
 
 
 def _check_close_payload(body: bytes) -> None:

@@ -47,17 +47,33 @@ cdef inline void mask_copy(uint8_t* dst, const uint8_t* src, Py_ssize_t n,
         i += 1
 
 
+cdef inline bint utf8_second_byte_ok(uint8_t lead, uint8_t byte) noexcept nogil:
+    """Unicode Table 3-7: the range of the byte after a 3- or 4-byte lead."""
+    if lead == 0xE0:
+        return 0xA0 <= byte <= 0xBF
+    if lead == 0xED:
+        return 0x80 <= byte <= 0x9F
+    if lead == 0xF0:
+        return 0x90 <= byte <= 0xBF
+    if lead == 0xF4:
+        return 0x80 <= byte <= 0x8F
+    return 0x80 <= byte <= 0xBF
+
+
 cdef struct Utf8State:
     # Continuation bytes still expected, and the range the next one must fall in (Unicode Table 3-7).
     int need
     uint8_t lo
     uint8_t hi
+    # Whether any non-ASCII byte was seen: an all-ASCII text is built with one memcpy, no decoding.
+    bint non_ascii
 
 
 cdef inline void utf8_reset(Utf8State* state) noexcept nogil:
     state.need = 0
     state.lo = 0x80
     state.hi = 0xBF
+    state.non_ascii = False
 
 
 cdef inline Py_ssize_t utf8_scan(Utf8State* state, const uint8_t* p, Py_ssize_t n) noexcept nogil:
@@ -89,6 +105,31 @@ cdef inline Py_ssize_t utf8_scan(Utf8State* state, const uint8_t* p, Py_ssize_t 
             if b < 0x80:
                 i += 1
                 continue
+            state.non_ascii = True
+            if i + 4 <= n:
+                # The whole sequence is here: check it in one step, without the state machine.
+                if 0xC2 <= b < 0xE0:
+                    if p[i + 1] & 0xC0 != 0x80:
+                        return i + 1
+                    i += 2
+                    continue
+                if 0xE0 <= b < 0xF0:
+                    if not utf8_second_byte_ok(b, p[i + 1]):
+                        return i + 1
+                    if p[i + 2] & 0xC0 != 0x80:
+                        return i + 2
+                    i += 3
+                    continue
+                if 0xF0 <= b < 0xF5:
+                    if not utf8_second_byte_ok(b, p[i + 1]):
+                        return i + 1
+                    if p[i + 2] & 0xC0 != 0x80:
+                        return i + 2
+                    if p[i + 3] & 0xC0 != 0x80:
+                        return i + 3
+                    i += 4
+                    continue
+                return i
             if b < 0xC2:              # stray continuation byte, or overlong C0/C1 lead
                 return i
             elif b < 0xE0:

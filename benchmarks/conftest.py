@@ -1,0 +1,206 @@
+"""Fixtures for the codec micro-benchmarks: pre-built server-frame streams and
+parser adapters (see peers.py).  bench_*.py files are collected by the hook
+below, so `python -m pytest benchmarks` works without extra configuration."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import random
+import struct
+from dataclasses import dataclass
+
+import pytest
+
+import peers
+
+CHUNK = 64 * 1024  # what one socket recv() typically hands over
+
+
+# --------------------------------------------------------------------------- collection
+def pytest_collect_file(file_path, parent):
+    """Collect bench_*.py as test modules unless python_files already does."""
+    name = file_path.name
+    if file_path.suffix == ".py" and name.startswith("bench_"):
+        patterns = parent.config.getini("python_files")
+        if not any(fnmatch.fnmatch(name, p) for p in patterns):
+            return pytest.Module.from_parent(parent, path=file_path)
+    return None
+
+
+# --------------------------------------------------------------------------- frames
+OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
+
+
+def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked (server -> client) frame with minimal length encoding."""
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        header = struct.pack("!BB", b0, n)
+    elif n < 1 << 16:
+        header = struct.pack("!BBH", b0, 126, n)
+    else:
+        header = struct.pack("!BBQ", b0, 127, n)
+    return header + payload
+
+
+def fragmented(opcode: int, payload: bytes, size: int) -> bytes:
+    pieces = [payload[i : i + size] for i in range(0, len(payload), size)]
+    frames = []
+    for i, piece in enumerate(pieces):
+        frames.append(server_frame(opcode if i == 0 else OP_CONT, piece, fin=i == len(pieces) - 1))
+    return b"".join(frames)
+
+
+def chunked(stream: bytes, size: int = CHUNK) -> list[bytes]:
+    return [stream[i : i + size] for i in range(0, len(stream), size)]
+
+
+@dataclass
+class Scenario:
+    name: str
+    chunks: list  # list[bytes], 64 KiB each (last one shorter)
+    expected: list  # list[str | bytes], the messages in wire order
+    nbytes: int  # stream size
+
+    def check(self, messages) -> None:
+        """Fail loudly if an adapter returned anything but the expected messages."""
+        assert len(messages) == len(self.expected), (self.name, len(messages), len(self.expected))
+        for got, want in zip(messages, self.expected, strict=True):
+            if isinstance(want, str):
+                assert type(got) is str, (self.name, type(got))
+            else:
+                assert isinstance(got, (bytes, bytearray)), (self.name, type(got))
+            assert got == want, self.name
+
+
+# --------------------------------------------------------------------------- scenarios
+def _trade_messages(n: int, seed: int = 1) -> list[str]:
+    rnd = random.Random(seed)
+    t0 = 1_732_000_000_000
+    msgs = []
+    price = 97_000.0
+    for i in range(n):
+        price += rnd.uniform(-5, 5)
+        ts = t0 + i * 7
+        msgs.append(
+            json.dumps(
+                {
+                    "e": "trade",
+                    "E": ts,
+                    "s": "BTCUSDT",
+                    "t": 4_100_000_000 + i,
+                    "b": 38_000_000_000 + rnd.randint(0, 10**6),
+                    "p": f"{price:.8f}",
+                    "q": f"{rnd.uniform(0.00001, 2.0):.8f}",
+                    "T": ts - rnd.randint(0, 3),
+                    "m": rnd.random() < 0.5,
+                    "M": True,
+                },
+                separators=(",", ":"),
+            )
+        )
+    return msgs
+
+
+def _order_book_4m() -> str:
+    """A ~4 MiB depth snapshot: ASCII JSON of [price, quantity] string pairs, as exchanges send."""
+    rnd = random.Random(3)
+    target = 4 * 2**20
+    parts: list[str] = []
+    size = 0
+    price = 97_000.0
+    while size < target:
+        price -= rnd.uniform(0.01, 0.5)
+        level = f'["{price:.2f}","{rnd.uniform(0.0001, 5):.8f}"]'
+        parts.append(level)
+        size += len(level) + 1
+    head = '{"lastUpdateId":51234567890,"bids":['
+    body = ",".join(parts)
+    return head + body + "]}"
+
+
+def _text_4m() -> str:
+    # Mostly ASCII with 2-, 3- and 4-byte sequences sprinkled in, so fragment
+    # boundaries regularly split a code point.
+    rnd = random.Random(4)
+    words = [
+        "lorem",
+        "ipsum",
+        "dolor",
+        "sit",
+        "amet",
+        '{"k":1}',
+        "café",
+        "naïve",
+        "Grüße",
+        "日本語",
+        "данные",
+        "€",
+        "😀",
+        "ok",
+        "42",
+        "value",
+    ]
+    parts, size = [], 0
+    target = 4 * 2**20
+    while size < target:
+        w = rnd.choice(words)
+        parts.append(w)
+        size += len(w.encode()) + 1
+    text = " ".join(parts)
+    raw = text.encode()[:target]
+    return raw.decode("utf-8", errors="ignore")  # drop a possibly cut last code point
+
+
+def _build(name: str) -> Scenario:
+    if name == "small-json":
+        msgs = _trade_messages(10_000)
+        stream = b"".join(server_frame(OP_TEXT, m.encode()) for m in msgs)
+        return Scenario(name, chunked(stream), msgs, len(stream))
+    if name.startswith("binary-"):
+        size = {"binary-64k": 64 * 1024, "binary-1m": 2**20}[name]
+        count = (4 * 2**20) // size  # 4 MiB of payload in either case
+        rnd = random.Random(2)
+        msgs = [rnd.randbytes(size) for _ in range(count)]
+        stream = b"".join(server_frame(OP_BINARY, m) for m in msgs)
+        return Scenario(name, chunked(stream), msgs, len(stream))
+    if name.startswith("text-4m-"):
+        frag = {"64": 64, "1k": 1024, "64k": 64 * 1024}[name.rsplit("-", 1)[1]]
+        text = _text_4m() if "multibyte" in name else _order_book_4m()
+        stream = fragmented(OP_TEXT, text.encode(), frag)
+        return Scenario(name, chunked(stream), [text], len(stream))
+    raise KeyError(name)
+
+
+class _Scenarios:
+    def __init__(self):
+        self._cache: dict[str, Scenario] = {}
+
+    def __getitem__(self, name: str) -> Scenario:
+        if name not in self._cache:
+            self._cache[name] = _build(name)
+        return self._cache[name]
+
+
+@pytest.fixture(scope="session")
+def scenarios() -> _Scenarios:
+    return _Scenarios()
+
+
+# --------------------------------------------------------------------------- adapters
+@pytest.fixture
+def make_adapter():
+    """make_adapter(contender) -> adapter; skips if the library is not installed."""
+    created = []
+
+    def make(name: str):
+        peers.importorskip(peers.REQUIRES[name])
+        adapter = peers.make_adapter(name)
+        created.append(adapter)
+        return adapter
+
+    yield make
+    for adapter in created:
+        adapter.close()
