@@ -27,6 +27,10 @@ CORE_MODULES = [
     "codec.py",
     "frames.py",
     "exceptions.py",
+    "http11.py",
+    "uri.py",
+    "handshake.py",
+    "protocol.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 
@@ -106,7 +110,41 @@ class TestLayering:
         assert (SOURCE / "py.typed").exists()
 
 
-def test_demo_runs() -> None:
-    out = run_python("from wsfast.__main__ import main; raise SystemExit(main(['demo', '--count', '2000']))")
-    assert "M messages/s" in out
-    assert f"({wsfast.implementation} implementation loaded)" in out
+class TestCommandLine:
+    def test_codec_command_measures_both_twins(self) -> None:
+        out = run_python("from wsfast.cli import main; raise SystemExit(main(['codec', '--count', '2000']))")
+        assert "M messages/s" in out
+        assert f"({wsfast.implementation} implementation loaded)" in out
+
+    def test_demo_consumes_the_embedded_feed(self) -> None:
+        out = run_python("from wsfast.cli import main; raise SystemExit(main(['demo', '--count', '5000']))")
+        assert "<- embedded feed at ws://127.0.0.1:" in out
+        assert "5,001 messages in" in out  # the feed's trades plus the acknowledgement of our subscription
+        assert "closed by the feed: 1000 feed complete" in out
+        assert '"e":"trade"' in out
+
+    def test_client_command_prints_messages_and_stops_after_count(self) -> None:
+        from wsfast.feed import FeedServer
+
+        with FeedServer(messages=None, rate=2000) as feed:
+            result = subprocess.run(
+                [sys.executable, "-m", "wsfast", feed.url, "--count", "3", "--send", "hello"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=False,
+            )
+        assert result.returncode == 0, result.stderr
+        lines = result.stdout.splitlines()
+        assert len(lines) == 3
+        assert lines[0] == '{"ack": "hello"}'
+        assert all(line.startswith('{"e":"trade"') for line in lines[1:])
+        assert "closed 1000" in result.stderr
+
+    def test_client_command_rejects_a_non_websocket_url(self) -> None:
+        result = subprocess.run(
+            [sys.executable, "-m", "wsfast", "http://127.0.0.1/"], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 1
+        assert "ws:// or wss://" in result.stderr
+        assert "Traceback" not in result.stderr

@@ -5,9 +5,18 @@ close code the client must send when it fails the connection (RFC 6455 §7.4.1),
 to decide it again::
 
     WebSocketError
-    └── ProtocolError                 1002  the peer broke RFC 6455
-        ├── InvalidUTF8Error          1007  a text message or close reason is not UTF-8 (RFC 6455 §8.1)
-        └── MessageTooBigError        1009  a message is larger than ``max_message_size`` (RFC 6455 §10.4)
+    ├── ProtocolError                 1002  the peer broke RFC 6455
+    │   ├── InvalidUTF8Error          1007  a text message or close reason is not UTF-8 (RFC 6455 §8.1)
+    │   └── MessageTooBigError        1009  a message is larger than ``max_message_size`` (RFC 6455 §10.4)
+    ├── InvalidURL                          not a ws:// or wss:// URL (also a ValueError)
+    ├── HandshakeError                      the opening handshake failed; carries status, headers, body
+    │   ├── InvalidStatus                   the server did not answer 101
+    │   ├── InvalidHeader                   a 101 whose headers break RFC 6455 §4.1
+    │   ├── InvalidHTTP                     malformed or oversized HTTP response
+    │   └── TooManyRedirects                more redirects than ``max_redirects``
+    └── ConnectionClosed                    the connection is closed: code, reason, close_received
+        ├── ConnectionClosedOK              a normal closing handshake (1000, 1001 or no status)
+        └── ConnectionClosedError           anything else
 
 Arguments that the *caller* gets wrong (an invalid close code to send, a control payload over 125 bytes)
 raise the built-in ``ValueError`` / ``TypeError`` instead: they are programming errors, not protocol events.
@@ -18,9 +27,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "HandshakeError",
+    "InvalidHTTP",
+    "InvalidHeader",
+    "InvalidStatus",
+    "InvalidURL",
     "InvalidUTF8Error",
     "MessageTooBigError",
     "ProtocolError",
+    "TooManyRedirects",
     "WebSocketError",
 ]
 
@@ -60,3 +78,68 @@ class MessageTooBigError(ProtocolError):
     """
 
     close_code: ClassVar[int] = 1009
+
+
+class InvalidURL(WebSocketError, ValueError):
+    """The URL is not a ``ws://`` or ``wss://`` URL wsfast can connect to (RFC 6455 §3)."""
+
+
+class HandshakeError(WebSocketError):
+    """The opening handshake failed (RFC 6455 §4.1-4.2).
+
+    Attributes:
+        status: the HTTP status code the server answered with (``None`` if no response was parsed).
+        headers: the response headers (a :class:`~wsfast.http11.Headers`, empty if none).
+        body: the start of the response body (at most ``MAX_BODY_SIZE`` bytes), so a person can see why
+            the server said no.
+    """
+
+    def __init__(
+        self, message: str, status: int | None = None, headers: Any = None, body: bytes = b""
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers if headers is not None else {}
+        self.body = body
+
+
+class InvalidStatus(HandshakeError):
+    """The server answered the upgrade request with a status other than 101 (and not a redirect we follow)."""
+
+
+class InvalidHeader(HandshakeError):
+    """A 101 response whose headers break RFC 6455 §4.1 (Upgrade, Connection, Sec-WebSocket-Accept,
+    a subprotocol or an extension the client did not offer)."""
+
+
+class InvalidHTTP(HandshakeError):
+    """The response is not well-formed HTTP/1.1, or exceeds the size limits on its head or body."""
+
+
+class TooManyRedirects(HandshakeError):
+    """The server redirected the upgrade request more than ``max_redirects`` times."""
+
+
+class ConnectionClosed(WebSocketError):
+    """The connection is closed; raised by operations that need an open connection.
+
+    Attributes:
+        code: the close code received from the server, or 1006 if the connection ended without a CLOSE
+            frame (RFC 6455 §7.1.5).
+        reason: the close reason received, or a description of what went wrong.
+        close_received: whether the server sent a CLOSE frame.
+    """
+
+    def __init__(self, code: int, reason: str = "", close_received: bool = False) -> None:
+        super().__init__(f"connection closed: {code} {reason}".rstrip())
+        self.code = code
+        self.reason = reason
+        self.close_received = close_received
+
+
+class ConnectionClosedOK(ConnectionClosed):
+    """The connection was closed normally (1000 or 1001, or an empty CLOSE) after a closing handshake."""
+
+
+class ConnectionClosedError(ConnectionClosed):
+    """The connection was closed with an error, or without a complete closing handshake."""

@@ -1,0 +1,98 @@
+"""Blocking socket set-up for the threaded client: TCP (with TCP_NODELAY), HTTP CONNECT proxies, TLS.
+
+Not part of the sans-I/O core: this module owns sockets and timeouts.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl as ssl_module
+from urllib.parse import unquote, urlsplit
+
+from .exceptions import HandshakeError, InvalidURL
+from .http11 import ResponseParser
+from .uri import WebSocketURL
+
+__all__ = ["make_ssl_context", "open_connection"]
+
+
+def make_ssl_context(ssl: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext:
+    """The TLS context for ``wss://``: verification ON unless the caller passes ``ssl=False``."""
+    if isinstance(ssl, ssl_module.SSLContext):
+        return ssl
+    context = ssl_module.create_default_context()
+    if ssl is False:
+        context.check_hostname = False
+        context.verify_mode = ssl_module.CERT_NONE
+    return context
+
+
+def _connect_tcp(host: str, port: int, connect_timeout: float | None) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=connect_timeout)
+    # Market data is latency-sensitive: never let Nagle's algorithm hold back a small frame.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _tunnel(sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float | None) -> None:
+    """Ask an HTTP proxy for a tunnel to the WebSocket server (RFC 9110 §9.3.6, CONNECT)."""
+    parts = urlsplit(proxy)
+    target = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
+    lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
+    if parts.username is not None:
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    parser = ResponseParser()
+    sock.settimeout(timeout)
+    while True:
+        data = sock.recv(65536)
+        response = parser.feed(data) if data else parser.feed_eof()
+        if response is not None:
+            break
+    if not 200 <= response.status < 300:
+        raise HandshakeError(
+            f"proxy refused the tunnel: HTTP {response.status} {response.reason}".rstrip(),
+            response.status,
+            response.headers,
+            response.body,
+        )
+    if parser.leftover:
+        raise HandshakeError("proxy sent data before the tunnel was established")
+
+
+def open_connection(
+    url: WebSocketURL,
+    *,
+    timeout: float | None,
+    connect_timeout: float | None,
+    proxy: str | None = None,
+    ssl: ssl_module.SSLContext | bool | None = None,
+    server_hostname: str | None = None,
+) -> socket.socket:
+    """A connected (and for ``wss://`` TLS-wrapped) socket to *url*, through *proxy* if given.
+
+    Raises:
+        OSError: the TCP connection or the TLS handshake failed (``ssl.SSLCertVerificationError`` for
+            a certificate that does not verify).
+        HandshakeError: the proxy refused the tunnel.
+    """
+    if proxy is not None:
+        proxy_parts = urlsplit(proxy)
+        if proxy_parts.scheme not in ("http", "") or not proxy_parts.hostname:
+            raise InvalidURL(f"unsupported proxy {proxy!r}: use http://[user:password@]host:port")
+        sock = _connect_tcp(proxy_parts.hostname, proxy_parts.port or 8080, connect_timeout)
+    else:
+        sock = _connect_tcp(url.host, url.port, connect_timeout)
+    try:
+        if proxy is not None:
+            _tunnel(sock, proxy, url, timeout)
+        if url.secure:
+            sock.settimeout(connect_timeout if connect_timeout is not None else timeout)
+            sock = make_ssl_context(ssl).wrap_socket(sock, server_hostname=server_hostname or url.host)
+        sock.settimeout(timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

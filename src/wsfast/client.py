@@ -1,0 +1,517 @@
+"""The threaded client: :class:`WebSocketClient`, callbacks run on one event thread per connection.
+
+It is a thin I/O layer: the handshake is :class:`~wsfast.handshake.ClientHandshake`, every protocol decision
+is :class:`~wsfast.protocol.ClientProtocol`'s; this module moves bytes, owns the socket, the event thread,
+the write lock and the timeouts, and calls the user's callbacks.
+
+Example::
+
+    def on_message(message):          # str for TEXT, bytes for BINARY, on the event thread
+        print(message)
+
+    def on_close(code, reason):       # exactly once, last, whatever ended the connection
+        print("closed", code, reason)
+
+    client = WebSocketClient(on_message, "wss://stream.example.com/ws", on_close=on_close)
+    client.connect()
+    client.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
+    client.wait()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import itertools
+import logging
+import socket
+import ssl as ssl_module
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from . import codec
+from .__version__ import __version__
+from ._net import open_connection
+from ._typing import BytesLike
+from .exceptions import ConnectionClosed, TooManyRedirects
+from .frames import Close, CloseCode, Ping, Pong
+from .handshake import Accepted, ClientHandshake, Redirect
+from .http11 import Response
+from .protocol import ClientProtocol, State
+from .uri import WebSocketURL, parse_url
+
+__all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
+
+logger = logging.getLogger("wsfast")
+
+DEFAULT_USER_AGENT = f"wsfast/{__version__}"
+DEFAULT_TIMEOUT = 15.0  # seconds, for every blocking socket operation (the reference's default)
+DEFAULT_CLOSE_TIMEOUT = 10.0
+RECEIVE_BUFFER_SIZE = 256 * 1024
+
+_connection_ids = itertools.count(1)
+_connection_ids_lock = threading.Lock()
+
+
+class FrameAction(enum.IntEnum):
+    """What a raw hook tells the client to do with an event (the reference's WSC_* codes)."""
+
+    PROCESS = 0  # handle it normally
+    SKIP = 1  # drop it: no delivery, no automatic PONG, no close handling
+    STOP = 2  # drop it and close the connection (1000)
+
+
+MessageCallback = Callable[[Any], None]
+CloseCallback = Callable[[int, str], None]
+PayloadCallback = Callable[[bytes], None]
+RawHook = Callable[[Any], "FrameAction | int | None"]
+LogFunction = Callable[[str], None]
+
+
+class WebSocketClient:
+    """A WebSocket client whose callbacks run on its own event thread.
+
+    Args:
+        callback: called with each message: ``str`` for TEXT, ``bytes`` for BINARY.
+        url: a ``ws://`` or ``wss://`` URL; ``user:password@`` becomes Basic auth.
+        on_close: ``on_close(code, reason)``, called exactly once and last, however the connection ended:
+            the server's close code, the code wsfast failed the connection with (1002, 1007, 1009...),
+            1006 when the TCP connection ended without a CLOSE frame.
+        on_ping: ``on_ping(payload)`` replaces the automatic PONG; call :meth:`pong` to answer.
+        on_pong: ``on_pong(payload)`` for each PONG received.
+        raw_hook: sees every event (message, :class:`~wsfast.Ping`, :class:`~wsfast.Pong`,
+            :class:`~wsfast.Close`) before processing and returns a :class:`FrameAction`.
+        headers: extra handshake headers (a mapping or pairs).
+        token, token_type: send ``Authorization: <token_type> <token>`` unless *headers* has one.
+        subprotocols, origin, user_agent: handshake options (RFC 6455 §4.1).
+        timeout: seconds for each blocking socket operation (handshake, each send); default 15.
+        connect_timeout: seconds for the TCP and TLS connection; defaults to *timeout*.
+        close_timeout: seconds :meth:`disconnect` waits for the closing handshake; default 10.
+        ssl: an :class:`ssl.SSLContext`, or ``False`` to skip certificate verification (wss only).
+            Verification is on by default.
+        server_hostname: the TLS server name (SNI and certificate check) when it differs from the host.
+        proxy: an HTTP proxy URL (``http://[user:password@]host:port``) to tunnel through with CONNECT.
+        max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
+        max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
+        log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
+            reference's options do; the ``wsfast`` logger receives them too.
+    """
+
+    def __init__(
+        self,
+        callback: MessageCallback | None,
+        url: str,
+        *,
+        on_close: CloseCallback | None = None,
+        on_ping: PayloadCallback | None = None,
+        on_pong: PayloadCallback | None = None,
+        raw_hook: RawHook | None = None,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+        token: str | None = None,
+        token_type: str = "Bearer",
+        subprotocols: Sequence[str] = (),
+        origin: str | None = None,
+        user_agent: str | None = DEFAULT_USER_AGENT,
+        timeout: float | None = DEFAULT_TIMEOUT,
+        connect_timeout: float | None = None,
+        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
+        proxy: str | None = None,
+        max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
+        max_redirects: int = 5,
+        log: LogFunction | None = None,
+        errlog: LogFunction | None = None,
+        debuglog: LogFunction | None = None,
+    ) -> None:
+        for name, value in (
+            ("callback", callback),
+            ("on_close", on_close),
+            ("on_ping", on_ping),
+            ("on_pong", on_pong),
+            ("raw_hook", raw_hook),
+            ("log", log),
+            ("errlog", errlog),
+            ("debuglog", debuglog),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, not {type(value).__name__}")
+        self._url = parse_url(url)
+        self._url_text = url
+        self._callback = callback
+        self._on_close = on_close
+        self._on_ping = on_ping
+        self._on_pong = on_pong
+        self._raw_hook = raw_hook
+        self._headers = list(
+            (headers.items() if isinstance(headers, Mapping) else headers) if headers else ()
+        )
+        self._authorization = f"{token_type} {token}" if token is not None else None
+        self._subprotocols = list(subprotocols)
+        self._origin = origin
+        self._user_agent = user_agent
+        self._timeout = timeout
+        self._connect_timeout = connect_timeout if connect_timeout is not None else timeout
+        self._close_timeout = close_timeout
+        self._ssl = ssl
+        self._server_hostname = server_hostname
+        self._proxy = proxy
+        self._max_message_size = max_message_size
+        self._max_redirects = max_redirects
+        self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
+        self._connect_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._sock: socket.socket | None = None
+        self._protocol: ClientProtocol | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = threading.Event()
+        self._closed.set()
+        self._connection_id = -1
+        self.response: Response | None = None
+        """The handshake response of the current (or last) connection."""
+        self.subprotocol: str | None = None
+
+    # Properties
+
+    @property
+    def url(self) -> str:
+        """The URL given to the constructor."""
+        return self._url_text
+
+    @property
+    def connection_id(self) -> int:
+        """This connection's number in a process-wide sequence; -1 before the first connection."""
+        return self._connection_id
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open: messages can be sent and received."""
+        protocol = self._protocol
+        return protocol is not None and protocol.state is State.OPEN and not self._closed.is_set()
+
+    @property
+    def close_code(self) -> int | None:
+        """How the last connection ended (see *on_close*), or ``None`` while open or never connected."""
+        protocol = self._protocol
+        if protocol is None or not self._closed.is_set():
+            return None
+        return protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        protocol = self._protocol
+        if protocol is None or not self._closed.is_set():
+            return None
+        return protocol.close_reason
+
+    # Logging
+
+    def _log(self, level: int, message: str, *args: object) -> None:
+        function = self._log_functions.get(level)
+        if function is None and not logger.isEnabledFor(level):
+            return
+        text = f"[{self._connection_id}] " + (message % args if args else message)
+        logger.log(level, "%s", text)
+        if function is not None:
+            try:
+                function(text)
+            except Exception:  # a broken log hook must not break the connection
+                logger.exception("[%s] log function raised", self._connection_id)
+
+    # Connecting
+
+    def connect(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> Response:
+        """Open the connection and start the event thread; return the handshake response.
+
+        If the client is already connected, the old connection is closed first (1001, Going Away).
+        *headers* are added to the constructor's for this connection.
+
+        Raises:
+            HandshakeError: the server refused the upgrade (the error has its status, headers and body),
+                or redirected too often.
+            InvalidURL: a redirect points somewhere wsfast cannot follow.
+            OSError: the TCP or TLS connection failed (``TimeoutError`` after *connect_timeout*).
+        """
+        with self._connect_lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
+            extra = list(headers.items() if isinstance(headers, Mapping) else headers) if headers else []
+            sock, accepted = self._handshake(self._headers + extra)
+            with _connection_ids_lock:
+                self._connection_id = next(_connection_ids)
+            protocol = ClientProtocol(
+                max_message_size=self._max_message_size, auto_pong=self._on_ping is None
+            )
+            self._sock, self._protocol = sock, protocol
+            self.response, self.subprotocol = accepted.response, accepted.subprotocol
+            self._closed.clear()
+            self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
+            self._thread = threading.Thread(
+                target=self._run,
+                args=(sock, protocol, accepted.leftover),
+                name=f"wsfast-{self._connection_id}",
+                daemon=True,
+            )
+            self._thread.start()
+            return accepted.response
+
+    def _handshake(self, headers: list[tuple[str, str]]) -> tuple[socket.socket, Accepted]:
+        url: WebSocketURL = self._url
+        redirects = 0
+        while True:
+            handshake = ClientHandshake(
+                url,
+                headers=headers,
+                subprotocols=self._subprotocols,
+                origin=self._origin,
+                user_agent=self._user_agent,
+                authorization=self._authorization,
+            )
+            sock = open_connection(
+                url,
+                timeout=self._timeout,
+                connect_timeout=self._connect_timeout,
+                proxy=self._proxy,
+                ssl=self._ssl,
+                server_hostname=self._server_hostname,
+            )
+            try:
+                outcome = self._exchange(sock, handshake)
+            except BaseException:
+                sock.close()
+                raise
+            if isinstance(outcome, Accepted):
+                return sock, outcome
+            sock.close()
+            redirects += 1
+            if redirects > self._max_redirects:
+                raise TooManyRedirects(
+                    f"more than {self._max_redirects} redirects (last to {outcome.url})",
+                    outcome.response.status,
+                    outcome.response.headers,
+                )
+            self._log(logging.INFO, "redirected from %s to %s", url, outcome.url)
+            url = outcome.url
+
+    @staticmethod
+    def _exchange(sock: socket.socket, handshake: ClientHandshake) -> Accepted | Redirect:
+        """Send the upgrade request and read until the response is complete (bounded by the timeout)."""
+        sock.sendall(handshake.request())
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                return handshake.receive_eof()
+            outcome = handshake.receive(data)
+            if outcome is not None:
+                return outcome
+
+    # The event thread
+
+    def _run(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> None:
+        error: BaseException | None = None
+        try:
+            if leftover:
+                self._process(sock, protocol, leftover)
+            buffer = bytearray(RECEIVE_BUFFER_SIZE)
+            view = memoryview(buffer)
+            # The socket timeout bounds sends; reads wait for data as long as the connection lives.
+            while protocol.state is State.OPEN or (
+                protocol.state is State.CLOSING and protocol.error is None
+            ):
+                try:
+                    size = sock.recv_into(view)
+                except TimeoutError:
+                    if protocol.close_sent is not None:
+                        break  # the server did not finish the closing handshake in time
+                    continue
+                if not size:
+                    break
+                self._process(sock, protocol, view[:size])
+        except OSError as exc:
+            if protocol.state is State.OPEN:
+                error = exc
+        except BaseException as exc:  # a bug: report it, and still close and notify
+            error = exc
+            logger.exception("[%s] event thread failed", self._connection_id)
+        finally:
+            protocol.receive_eof()
+            self._shutdown(sock)
+            if protocol.error is not None:
+                self._log(logging.ERROR, "failed the connection: %s", protocol.error)
+            elif error is not None:
+                self._log(logging.ERROR, "connection lost: %s", error)
+            self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
+            self._closed.set()
+            self._notify_close(protocol.close_code, protocol.close_reason)
+
+    def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
+        events = protocol.receive_data(data)
+        reply = protocol.data_to_send()
+        if reply:
+            self._write(sock, reply)
+        callback, raw_hook = self._callback, self._raw_hook
+        for event in events:
+            kind = type(event)
+            if raw_hook is not None:
+                action = self._call(raw_hook, event)
+                if action == FrameAction.SKIP:
+                    continue
+                if action == FrameAction.STOP:
+                    self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
+                    return
+            if kind is str or kind is bytes:
+                if callback is not None:
+                    self._call(callback, event)
+            elif isinstance(event, Ping):
+                if self._on_ping is not None:
+                    self._call(self._on_ping, event.payload)
+            elif isinstance(event, Pong):
+                if self._on_pong is not None:
+                    self._call(self._on_pong, event.payload)
+            elif isinstance(event, Close):
+                self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
+        if protocol.error is not None:
+            # RFC 6455 §7.1.7: after sending the CLOSE that fails the connection, close TCP at once.
+            sock.shutdown(socket.SHUT_RDWR)
+
+    def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
+        try:
+            return function(argument)
+        except Exception:
+            logger.exception("[%s] exception in a callback", self._connection_id)
+            errlog = self._log_functions[logging.ERROR]
+            if errlog is not None:
+                self._log(logging.ERROR, "exception in callback %r", function)
+            return None
+
+    def _notify_close(self, code: int, reason: str) -> None:
+        if self._on_close is None:
+            return
+        try:
+            self._on_close(code, reason)
+        except Exception:
+            logger.exception("[%s] exception in on_close", self._connection_id)
+
+    def _shutdown(self, sock: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+
+    # Sending
+
+    def _write(self, sock: socket.socket, data: bytes) -> None:
+        with self._write_lock:
+            sock.sendall(data)
+
+    def _current(self) -> tuple[socket.socket, ClientProtocol]:
+        sock, protocol = self._sock, self._protocol
+        if sock is None or protocol is None:
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
+        return sock, protocol
+
+    def _send_frame(self, build: Callable[[ClientProtocol], bytes]) -> None:
+        sock, protocol = self._current()
+        # Frames are built and written under one lock, so frames from several threads never interleave
+        # and the masking-key pool is never shared unguarded.
+        with self._write_lock:
+            frame = build(protocol)
+            try:
+                sock.sendall(frame)
+            except OSError as exc:
+                raise ConnectionClosed(protocol.close_code, f"send failed: {exc}") from exc
+
+    def send(self, data: str | BytesLike) -> None:
+        """Send a message: ``str`` as TEXT, any bytes-like object as BINARY. Thread-safe.
+
+        Raises:
+            ConnectionClosed: the connection is not open.
+        """
+        if isinstance(data, str):
+            self._send_frame(lambda protocol: protocol.send_text(data))
+        else:
+            self._send_frame(lambda protocol: protocol.send_binary(data))
+
+    def send_frame(self, data: str | BytesLike, opcode: int, fin: bool = True) -> None:
+        """Send one raw frame, e.g. to fragment a message by hand: ``send_frame(part, Opcode.TEXT,
+        fin=False)``, then ``send_frame(part, Opcode.CONT, fin=False)``... and a last CONT with ``fin=True``.
+
+        Raises:
+            ValueError: reserved opcode, fragmented or oversized control frame, or CLOSE (use disconnect).
+            ConnectionClosed: the connection is not open.
+        """
+        self._send_frame(lambda protocol: protocol.send_frame(data, opcode, fin))
+
+    def ping(self, payload: str | BytesLike = b"") -> None:
+        """Send a PING (at most 125 bytes of payload)."""
+        self._send_frame(lambda protocol: protocol.send_ping(payload))
+
+    def pong(self, payload: str | BytesLike = b"") -> None:
+        """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""
+        self._send_frame(lambda protocol: protocol.send_pong(payload))
+
+    def _send_close(self, sock: socket.socket, protocol: ClientProtocol, code: int, reason: str) -> None:
+        with self._write_lock:
+            frame = protocol.send_close(code, reason)
+            if frame:
+                # If the server is gone, the event thread sees it and reports 1006.
+                with contextlib.suppress(OSError):
+                    sock.sendall(frame)
+
+    # Closing
+
+    def disconnect(
+        self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "", timeout: float | None = None
+    ) -> None:
+        """Close the connection with a closing handshake (RFC 6455 §7.1.2).
+
+        Waits up to *timeout* (default: *close_timeout*) for the server's CLOSE and the end of the event
+        thread, then closes the socket regardless. From inside a callback it starts the handshake and
+        returns at once (the event thread finishes it), so it never deadlocks.
+
+        Raises:
+            ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
+        """
+        with self._connect_lock:
+            self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
+
+    def _disconnect(self, code: int, reason: str, timeout: float) -> None:
+        sock, protocol, thread = self._sock, self._protocol, self._thread
+        if sock is None or protocol is None or thread is None:
+            return
+        self._send_close(sock, protocol, code, reason)
+        if threading.current_thread() is thread:
+            return
+        thread.join(timeout)
+        if thread.is_alive():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the event thread's recv
+            thread.join()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the connection is closed (and *on_close* has run); ``False`` on timeout."""
+        thread = self._thread
+        if thread is None:
+            return True
+        if threading.current_thread() is thread:
+            raise RuntimeError("wait() called from the event thread would wait for itself")
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    def __enter__(self) -> WebSocketClient:
+        if not self.is_open:
+            self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.disconnect(CloseCode.NORMAL_CLOSURE if exc is None else CloseCode.GOING_AWAY)
+
+    def __repr__(self) -> str:
+        state = "open" if self.is_open else "closed"
+        return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"

@@ -1,0 +1,217 @@
+"""The WebSocket connection state machine after the opening handshake (RFC 6455 §5-7), sans-I/O.
+
+:class:`ClientProtocol` turns bytes from the server into events and decides every reply the RFC requires:
+PONG for PING, the closing handshake, failing the connection with the right close code. It never touches a
+socket, a thread or a clock: the I/O layers (``wsfast.client``, ``wsfast.asyncio``) feed it bytes, write
+what :meth:`~ClientProtocol.data_to_send` and the ``send_*`` methods return, and own timeouts.
+
+States (RFC 6455 §4.1, §7): ``OPEN`` after the handshake; ``CLOSING`` once a CLOSE was sent or the
+connection was failed; ``CLOSED`` once the TCP connection ended (:meth:`~ClientProtocol.receive_eof`).
+"""
+
+from __future__ import annotations
+
+import enum
+
+from . import codec
+from ._codec_py import Message
+from ._typing import BytesLike
+from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
+from .frames import Close, CloseCode, Opcode, Ping
+
+__all__ = ["ClientProtocol", "State"]
+
+
+class State(enum.IntEnum):
+    CONNECTING = 0
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+def _truncate_reason(reason: str, limit: int = 123) -> str:
+    """Cut *reason* to at most *limit* UTF-8 bytes without splitting a character (RFC 6455 §5.5)."""
+    encoded = reason.encode("utf-8")
+    if len(encoded) <= limit:
+        return reason
+    return encoded[:limit].decode("utf-8", "ignore")
+
+
+class ClientProtocol:
+    """The client end of an open WebSocket connection.
+
+    Args:
+        max_message_size: the largest message accepted, in bytes (``None``: no limit).
+        auto_pong: answer every PING with a PONG carrying its payload (RFC 6455 §5.5.2). A client with a
+            custom PING hook turns this off and answers through :meth:`send_pong` itself.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
+        auto_pong: bool = True,
+    ) -> None:
+        self.state = State.OPEN
+        self.auto_pong = auto_pong
+        self._decoder = codec.Decoder(max_message_size)
+        self._encoder = codec.Encoder()
+        self._outgoing = bytearray()
+        self.close_sent: Close | None = None
+        self.close_received: Close | None = None
+        self.error: ProtocolError | None = None
+        """The error that failed the connection, if the server broke the protocol."""
+
+    # Receiving
+
+    def receive_data(self, data: BytesLike) -> list[Message]:
+        """Process bytes from the server; return the events they complete, in wire order.
+
+        Events are ``str`` and ``bytes`` messages, :class:`~wsfast.Ping`, :class:`~wsfast.Pong` and one
+        :class:`~wsfast.Close`. Replies (PONG, the answering CLOSE, the CLOSE that fails the connection)
+        are queued for :meth:`data_to_send`. A protocol error never raises here: the events before it are
+        returned, the connection is failed (:attr:`error`, :attr:`close_sent`) and the caller closes TCP.
+        """
+        if self.close_received is not None or self.state is State.CLOSED or self.error is not None:
+            return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
+        failure: ProtocolError | None = None
+        try:
+            messages = self._decoder.feed(data)
+        except ProtocolError as exc:
+            messages = list(exc.messages)  # type: ignore[arg-type]
+            failure = exc
+        for index, message in enumerate(messages):
+            kind = type(message)
+            if kind is Ping:
+                if self.auto_pong and self.close_sent is None:
+                    self._outgoing += self._encoder.encode(message.payload, Opcode.PONG)  # type: ignore[union-attr]
+            elif kind is Close:
+                self._receive_close(message)  # type: ignore[arg-type]
+                return messages[: index + 1]  # a second CLOSE, or data after it, is ignored
+        if failure is not None:
+            self.fail(failure.close_code, str(failure), failure)
+        return messages
+
+    def _receive_close(self, close: Close) -> None:
+        self.close_received = close
+        if self.close_sent is None:
+            # RFC 6455 §5.5.1: answer with a CLOSE, echoing the status code; an empty CLOSE for 1005.
+            code = None if close.code == CloseCode.NO_STATUS_RCVD else close.code
+            self._outgoing += self._encoder.encode_close(code)
+            self.close_sent = Close(close.code, "")
+        self.state = State.CLOSING
+
+    def receive_eof(self) -> None:
+        """The server closed the TCP connection (or the I/O layer gave up on it)."""
+        self.state = State.CLOSED
+
+    # Sending
+
+    def data_to_send(self) -> bytes:
+        """Bytes the protocol decided to send (PONGs, CLOSE replies); empties the queue."""
+        if not self._outgoing:
+            return b""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
+
+    def send_text(self, text: str) -> bytes:
+        """A TEXT frame for *text*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
+        self._check_open()
+        return self._encoder.encode(text, Opcode.TEXT)
+
+    def send_binary(self, data: BytesLike) -> bytes:
+        """A BINARY frame for *data*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
+        self._check_open()
+        return self._encoder.encode(data, Opcode.BINARY)
+
+    def send_frame(self, data: BytesLike | str, opcode: int, fin: bool = True) -> bytes:
+        """One raw frame, for manual fragmentation (TEXT/BINARY with ``fin=False``, then CONT frames).
+
+        Raises:
+            ValueError: an invalid opcode or control frame (see :meth:`wsfast.codec.Encoder.encode`).
+            ConnectionClosed: the connection is not open.
+        """
+        self._check_open()
+        if opcode == Opcode.CLOSE:
+            raise ValueError("use send_close() to close the connection")
+        return self._encoder.encode(data, opcode, fin)
+
+    def send_ping(self, payload: BytesLike | str = b"") -> bytes:
+        """A PING frame (payload of at most 125 bytes)."""
+        self._check_open()
+        return self._encoder.encode(payload, Opcode.PING)
+
+    def send_pong(self, payload: BytesLike | str = b"") -> bytes:
+        """A PONG frame: the answer to a PING, or an unsolicited keep-alive (RFC 6455 §5.5.3)."""
+        if self.state is not State.OPEN and not (self.close_sent is None and self.state is State.CLOSING):
+            raise self.closed_exception()
+        return self._encoder.encode(payload, Opcode.PONG)
+
+    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+        """Start the closing handshake (RFC 6455 §7.1.2); returns ``b""`` if a CLOSE was already sent.
+
+        Raises:
+            ValueError: *code* may not be sent (1005, 1006, 1015, or outside the valid ranges), or the
+                reason makes the payload longer than 125 bytes.
+        """
+        if self.close_sent is not None or self.state is State.CLOSED:
+            return b""
+        frame = self._encoder.encode_close(code, reason)
+        self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        self.state = State.CLOSING
+        return frame
+
+    def fail(self, code: int, reason: str = "", error: ProtocolError | None = None) -> None:
+        """Fail the connection (RFC 6455 §7.1.7): queue a CLOSE with *code* unless one was sent.
+
+        The caller then closes the TCP connection without waiting for the server's CLOSE.
+        """
+        if error is not None and self.error is None:
+            self.error = error
+        if self.close_sent is None and self.state is not State.CLOSED:
+            reason = _truncate_reason(reason)
+            self._outgoing += self._encoder.encode_close(code, reason)
+            self.close_sent = Close(code, reason)
+        if self.state is not State.CLOSED:
+            self.state = State.CLOSING
+
+    # Outcome
+
+    @property
+    def close_code(self) -> int:
+        """How the connection ended: the code received, the code we failed with, or 1006 (§7.1.5)."""
+        if self.error is not None and self.close_sent is not None:
+            return self.close_sent.code
+        if self.close_received is not None:
+            return self.close_received.code
+        return CloseCode.ABNORMAL_CLOSURE
+
+    @property
+    def close_reason(self) -> str:
+        if self.error is not None and self.close_sent is not None:
+            return self.close_sent.reason
+        if self.close_received is not None:
+            return self.close_received.reason
+        return ""
+
+    @property
+    def handshake_complete(self) -> bool:
+        """Both CLOSE frames were exchanged: the server should now close TCP (RFC 6455 §7.1.1)."""
+        return self.close_sent is not None and self.close_received is not None
+
+    def closed_exception(self) -> ConnectionClosed:
+        """The :class:`~wsfast.ConnectionClosed` that describes how the connection ended."""
+        code, reason = self.close_code, self.close_reason
+        received = self.close_received is not None
+        if self.error is None and received and code in (1000, 1001, CloseCode.NO_STATUS_RCVD):
+            return ConnectionClosedOK(code, reason, received)
+        if self.error is None and not received and self.close_sent is not None:
+            sent = self.close_sent.code
+            if sent in (1000, 1001, CloseCode.NO_STATUS_RCVD) and self.state is not State.CLOSED:
+                return ConnectionClosedOK(sent, self.close_sent.reason, False)
+        return ConnectionClosedError(code, reason, received)
