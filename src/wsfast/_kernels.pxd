@@ -87,13 +87,22 @@ cdef inline Py_ssize_t utf8_scan(Utf8State* state, const uint8_t* p, Py_ssize_t 
     Market-data JSON is ASCII, so whole 8-byte words without a high bit are skipped in one step.
     """
     cdef Py_ssize_t i = 0
-    cdef uint64_t word
+    cdef uint64_t word, word2, word3, word4
     cdef uint8_t b
     cdef int need = state.need
     cdef uint8_t lo = state.lo
     cdef uint8_t hi = state.hi
     while i < n:
         if need == 0:
+            # ASCII fast path: 32 bytes per step (four words OR-ed, one test), then 8 at a time.
+            while i + 32 <= n:
+                memcpy(&word, p + i, 8)
+                memcpy(&word2, p + i + 8, 8)
+                memcpy(&word3, p + i + 16, 8)
+                memcpy(&word4, p + i + 24, 8)
+                if (word | word2 | word3 | word4) & 0x8080808080808080ULL:
+                    break
+                i += 32
             while i + 8 <= n:
                 memcpy(&word, p + i, 8)
                 if word & 0x8080808080808080ULL:

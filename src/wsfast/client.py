@@ -27,6 +27,7 @@ import logging
 import socket
 import ssl as ssl_module
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -295,17 +296,29 @@ class WebSocketClient:
             self._log(logging.INFO, "redirected from %s to %s", url, outcome.url)
             url = outcome.url
 
-    @staticmethod
-    def _exchange(sock: socket.socket, handshake: ClientHandshake) -> Accepted | Redirect:
-        """Send the upgrade request and read until the response is complete (bounded by the timeout)."""
+    def _exchange(self, sock: socket.socket, handshake: ClientHandshake) -> Accepted | Redirect:
+        """Send the upgrade request and read the response, all within *timeout* seconds in total.
+
+        One deadline for the whole response, not one per read: a server that drips a byte at a time
+        (slowloris) cannot hold the handshake open forever.
+        """
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
         sock.sendall(handshake.request())
         while True:
+            if deadline is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no complete handshake response within {self._timeout} s")
+                sock.settimeout(remaining)
             data = sock.recv(65536)
             if not data:
-                return handshake.receive_eof()
+                outcome = handshake.receive_eof()
+                break
             outcome = handshake.receive(data)
             if outcome is not None:
-                return outcome
+                break
+        sock.settimeout(self._timeout)
+        return outcome
 
     # The event thread
 
@@ -473,6 +486,14 @@ class WebSocketClient:
         Raises:
             ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
         """
+        thread = self._thread
+        if thread is not None and threading.current_thread() is thread:
+            # From a callback: start the closing handshake; the event thread (this one) finishes it.
+            # No lock is taken, so a connect() waiting for this thread cannot deadlock with it.
+            sock, protocol = self._sock, self._protocol
+            if sock is not None and protocol is not None:
+                self._send_close(sock, protocol, code, reason)
+            return
         with self._connect_lock:
             self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
 
@@ -487,7 +508,9 @@ class WebSocketClient:
         if thread.is_alive():
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the event thread's recv
-            thread.join()
+            thread.join(timeout)
+            if thread.is_alive():
+                self._log(logging.ERROR, "event thread still busy in a callback after disconnect()")
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the connection is closed (and *on_close* has run); ``False`` on timeout."""
