@@ -311,14 +311,10 @@ class WebSocketClient:
                     raise TimeoutError(f"no complete handshake response within {self._timeout} s")
                 sock.settimeout(remaining)
             data = sock.recv(65536)
-            if not data:
-                outcome = handshake.receive_eof()
-                break
-            outcome = handshake.receive(data)
+            outcome = handshake.receive(data) if data else handshake.receive_eof()
             if outcome is not None:
-                break
-        sock.settimeout(self._timeout)
-        return outcome
+                sock.settimeout(self._timeout)
+                return outcome
 
     # The event thread
 
