@@ -3,27 +3,78 @@
 The hot path (frame parsing, masking, UTF-8 validation, reassembly) is compiled from Cython; every compiled
 module has a pure-Python twin with identical behaviour. :data:`implementation` says which one is loaded
 (``"cython"`` or ``"python"``); ``WSFAST_NO_EXTENSIONS=1`` forces the pure twins.
+
+* :class:`WebSocketClient`: the threaded client (callbacks on an event thread).
+* :func:`connect`: the asyncio client (``async with wsfast.connect(url) as ws``), imported on first use.
+* :mod:`wsfast.codec`: the sans-I/O frame codec; :mod:`wsfast.protocol`: the connection state machine.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from . import codec
 from .__version__ import __version__
 from ._impl import implementation
-from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError, WebSocketError
+from .client import FrameAction, WebSocketClient
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeError,
+    InvalidHeader,
+    InvalidHTTP,
+    InvalidStatus,
+    InvalidURL,
+    InvalidUTF8Error,
+    MessageDecodeError,
+    MessageTooBigError,
+    ProtocolError,
+    TooManyRedirects,
+    WebSocketError,
+)
 from .frames import Close, CloseCode, Opcode, Ping, Pong
+
+if TYPE_CHECKING:
+    from .asyncio import OverflowPolicy, WebSocket, connect
 
 __all__ = [
     "Close",
     "CloseCode",
+    "ConnectionClosed",
+    "ConnectionClosedError",
+    "ConnectionClosedOK",
+    "FrameAction",
+    "HandshakeError",
+    "InvalidHTTP",
+    "InvalidHeader",
+    "InvalidStatus",
+    "InvalidURL",
     "InvalidUTF8Error",
+    "MessageDecodeError",
     "MessageTooBigError",
     "Opcode",
+    "OverflowPolicy",
     "Ping",
     "Pong",
     "ProtocolError",
+    "TooManyRedirects",
+    "WebSocket",
+    "WebSocketClient",
     "WebSocketError",
     "__version__",
     "codec",
+    "connect",
     "implementation",
 ]
+
+_ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})
+
+
+def __getattr__(name: str) -> Any:
+    # The asyncio client is imported on first use, so threaded users never pay for importing asyncio.
+    if name in _ASYNCIO_NAMES:
+        from . import asyncio as _asyncio_client
+
+        return getattr(_asyncio_client, name)
+    raise AttributeError(f"module 'wsfast' has no attribute {name!r}")

@@ -1,6 +1,6 @@
-from typing import Final
+from collections.abc import Callable
+from typing import Any, Final
 
-from ._codec_py import Message
 from ._typing import BytesLike
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
@@ -8,10 +8,17 @@ __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
 DEFAULT_MAX_MESSAGE_SIZE: Final[int]
 
 class Decoder:
-    def __init__(self, max_message_size: int | None = ...) -> None: ...
+    control_count: int
+    def __init__(
+        self,
+        max_message_size: int | None = ...,
+        *,
+        text_as_bytes: bool = False,
+        loads: Callable[[bytes], Any] | None = None,
+    ) -> None: ...
     @property
     def max_message_size(self) -> int | None: ...
-    def feed(self, data: BytesLike) -> list[Message]: ...
+    def feed(self, data: BytesLike) -> list[Any]: ...
 
 class Encoder:
     def __init__(self) -> None: ...

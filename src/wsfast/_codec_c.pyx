@@ -25,7 +25,7 @@ cdef extern from "Python.h":
 import os
 from operator import index
 
-from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
+from .exceptions import InvalidUTF8Error, MessageDecodeError, MessageTooBigError, ProtocolError
 from .frames import Close, Ping, Pong
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
@@ -74,6 +74,11 @@ cdef class Decoder:
     for control frames.
     """
 
+    cdef readonly Py_ssize_t control_count
+    """How many entries of the last :meth:`feed` result are not data messages (control frames and
+    :class:`~wsfast.MessageDecodeError` items): 0 lets a caller skip looking at each entry's type."""
+    cdef bint _text_as_bytes
+    cdef object _loads
     cdef int64_t _max_size             # -1: unlimited
     cdef int _state
     cdef uint8_t _header[MAX_HEADER]
@@ -105,9 +110,14 @@ cdef class Decoder:
         self._header_len = 0
         self._message_opcode = 0
         self._error = None
+        self.control_count = 0
         utf8_reset(&self._utf8)
 
-    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE):
+    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, *, text_as_bytes=False, loads=None):
+        if loads is not None and not callable(loads):
+            raise TypeError(f"loads must be callable, not {type(loads).__name__}")
+        self._text_as_bytes = bool(text_as_bytes) or loads is not None
+        self._loads = loads
         if max_message_size is None:
             self._max_size = -1
         else:
@@ -134,6 +144,7 @@ cdef class Decoder:
         """
         cdef Py_buffer view
         cdef list out
+        self.control_count = 0
         if self._error is not None:
             raise type(self._error)(*self._error.args)
         try:
@@ -203,12 +214,13 @@ cdef class Decoder:
                 if self._remaining:
                     return 0
                 out.append(self._control_frame())
+                self.control_count += 1
             elif (self._buffer_len == 0 and self._fin and self._direct is None
                     and self._remaining <= DIRECT_ALLOCATION_LIMIT):
                 if self._remaining <= <uint64_t>available:
                     # Fast path: the whole message is in *data*; build it straight from there.
                     take = <Py_ssize_t>self._remaining
-                    out.append(self._message(data + pos, take))
+                    self._emit(out, self._message(data + pos, take))
                     pos += take
                     self._message_opcode = 0
                 else:
@@ -226,7 +238,7 @@ cdef class Decoder:
                 pos += take
                 if self._remaining:
                     return 0
-                out.append(self._finish_direct())
+                self._emit(out, self._finish_direct())
             else:
                 take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
                 self._append(data + pos, take)
@@ -236,7 +248,7 @@ cdef class Decoder:
                     return 0
                 if self._fin:
                     if self._message_opcode == OP_TEXT:
-                        out.append(self._validated_text(self._buffer, self._buffer_len))
+                        self._emit(out, self._validated_text(self._buffer, self._buffer_len, None))
                     else:
                         out.append(PyBytes_FromStringAndSize(<const char*>self._buffer, self._buffer_len))
                     self._message_opcode = 0
@@ -331,13 +343,34 @@ cdef class Decoder:
         self._message_opcode = 0
         if opcode == OP_BINARY:
             return payload
-        return self._validated_text(<const uint8_t*>PyBytes_AS_STRING(payload), self._direct_len)
+        return self._validated_text(<const uint8_t*>PyBytes_AS_STRING(payload), self._direct_len, payload)
 
-    cdef object _validated_text(self, const uint8_t* data, Py_ssize_t size):
-        """Build the str of a text message that utf8_scan has already validated as it arrived."""
+    cdef inline int _emit(self, list out, object message) except -1:
+        if type(message) is MessageDecodeError:
+            self.control_count += 1
+        out.append(message)
+        return 0
+
+    cdef object _text_bytes(self, object payload):
+        """A validated text payload as bytes, or what *loads* makes of it."""
+        if self._loads is None:
+            return payload
+        try:
+            return self._loads(payload)
+        except Exception as exc:
+            error = MessageDecodeError(f"loads() failed on a text message: {exc!r}", payload)
+            error.__cause__ = exc
+            return error
+
+    cdef object _validated_text(self, const uint8_t* data, Py_ssize_t size, object payload):
+        """Build the str (or bytes) of a text message that utf8_scan validated as it arrived."""
         cdef object text
         if self._utf8.need:
             raise InvalidUTF8Error("text message ends inside a UTF-8 sequence")
+        if self._text_as_bytes:
+            if payload is None:
+                payload = PyBytes_FromStringAndSize(<const char*>data, size)
+            return self._text_bytes(payload)
         if self._utf8.non_ascii:
             return PyUnicode_DecodeUTF8(<const char*>data, size, NULL)
         # All ASCII, already validated: a compact ASCII str is exactly these bytes, so copy them into
@@ -377,8 +410,18 @@ cdef class Decoder:
         self._buffer_cap = 0
 
     cdef object _message(self, const uint8_t* data, Py_ssize_t size):
+        cdef Utf8State state
+        cdef Py_ssize_t bad
         if self._message_opcode == OP_BINARY:
             return PyBytes_FromStringAndSize(<const char*>data, size)
+        if self._text_as_bytes:
+            utf8_reset(&state)
+            bad = utf8_scan(&state, data, size)
+            if bad >= 0:
+                raise InvalidUTF8Error(f"invalid UTF-8 at byte {bad} of a text message")
+            if state.need:
+                raise InvalidUTF8Error("text message ends inside a UTF-8 sequence")
+            return self._text_bytes(PyBytes_FromStringAndSize(<const char*>data, size))
         try:
             return PyUnicode_DecodeUTF8(<const char*>data, size, NULL)
         except UnicodeDecodeError as exc:

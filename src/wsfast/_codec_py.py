@@ -20,13 +20,14 @@ The contract both twins keep, and that ``tests/`` checks on both in one run:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from operator import index
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from ._mask_py import apply_mask
 from ._typing import BytesLike
 from ._utf8_py import Utf8Validator
-from .exceptions import InvalidUTF8Error, MessageTooBigError, ProtocolError
+from .exceptions import InvalidUTF8Error, MessageDecodeError, MessageTooBigError, ProtocolError
 from .frames import MAX_CONTROL_PAYLOAD, Close, Ping, Pong, is_valid_close_code
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "Message", "close_payload"]
@@ -62,16 +63,32 @@ class Decoder:
         "_error",
         "_fin",
         "_header",
+        "_loads",
         "_max_size",
         "_message_opcode",
         "_opcode",
         "_remaining",
         "_state",
         "_text",
+        "_text_as_bytes",
         "_utf8",
+        "control_count",
     )
 
-    def __init__(self, max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
+        *,
+        text_as_bytes: bool = False,
+        loads: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        if loads is not None and not callable(loads):
+            raise TypeError(f"loads must be callable, not {type(loads).__name__}")
+        self._text_as_bytes = bool(text_as_bytes) or loads is not None
+        self._loads = loads
+        self.control_count = 0
+        """How many entries of the last :meth:`feed` result are not data messages (control frames and
+        :class:`~wsfast.MessageDecodeError` items): 0 lets a caller skip looking at each entry's type."""
         if max_message_size is not None:
             max_message_size = index(max_message_size)
             if max_message_size < 0:
@@ -94,13 +111,14 @@ class Decoder:
         """The largest message accepted, in bytes, or ``None`` for no limit."""
         return self._max_size
 
-    def feed(self, data: BytesLike) -> list[Message]:
+    def feed(self, data: BytesLike) -> list[Any]:
         """Parse *data*, the next bytes from the server, and return the messages it completes.
 
         Raises:
             ProtocolError: the server broke RFC 6455; ``.close_code`` says how to fail the connection and
                 ``.messages`` holds what this call decoded before the offending frame.
         """
+        self.control_count = 0
         if self._error is not None:
             raise type(self._error)(*self._error.args)
         view = memoryview(data)
@@ -109,7 +127,7 @@ class Decoder:
             view = memoryview(view.tobytes())
         elif view.format != "B" or view.ndim != 1:
             view = view.cast("B")
-        out: list[Message] = []
+        out: list[Any] = []
         try:
             self._parse(view, out)
         except ProtocolError as exc:
@@ -120,7 +138,7 @@ class Decoder:
             raise
         return out
 
-    def _parse(self, data: memoryview, out: list[Message]) -> None:
+    def _parse(self, data: memoryview, out: list[Any]) -> None:
         size = len(data)
         pos = 0
         while True:
@@ -163,10 +181,11 @@ class Decoder:
                 if self._remaining:
                     return
                 out.append(self._control_frame())
+                self.control_count += 1
             elif self._fin and self._remaining <= available and not self._buffer and not self._text:
                 # The whole message is in *data*: build it in one step.
                 take = self._remaining
-                out.append(self._message(data[pos : pos + take]))
+                self._emit(out, self._message(data[pos : pos + take]))
                 pos += take
                 self._message_opcode = 0
             else:
@@ -177,7 +196,7 @@ class Decoder:
                 if self._remaining:
                     return
                 if self._fin:
-                    out.append(self._finish_message())
+                    self._emit(out, self._finish_message())
             self._state = READ_HEADER
 
     def _check_header_start(self, first: int, second: int) -> int:
@@ -248,22 +267,47 @@ class Decoder:
         if self._message_opcode == OP_TEXT:
             # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
             try:
-                self._text.append(self._utf8.decode(data))
+                piece = self._utf8.decode(data)
             except InvalidUTF8Error as exc:
                 raise InvalidUTF8Error(f"{exc} of a text message") from None
-        else:
-            self._buffer += data
+            if not self._text_as_bytes:
+                self._text.append(piece)
+                return
+        self._buffer += data
 
-    def _finish_message(self) -> str | bytes:
-        message: str | bytes
+    def _emit(self, out: list[Any], message: Any) -> None:
+        if type(message) is MessageDecodeError:
+            self.control_count += 1
+        out.append(message)
+
+    def _text_bytes(self, payload: bytes) -> Any:
+        """A validated text payload as bytes, or what *loads* makes of it."""
+        if self._loads is None:
+            return payload
+        try:
+            return self._loads(payload)
+        except Exception as exc:
+            error = MessageDecodeError(f"loads() failed on a text message: {exc!r}", payload)
+            error.__cause__ = exc
+            return error
+
+    def _finish_message(self) -> Any:
+        message: Any
         if self._message_opcode == OP_TEXT:
             try:
                 self._utf8.end()
             except InvalidUTF8Error:
                 raise InvalidUTF8Error("text message ends inside a UTF-8 sequence") from None
-            message = "".join(self._text)
-            self._text = []
             self._utf8.reset()
+            if not self._text_as_bytes:
+                message = "".join(self._text)
+                self._text = []
+                self._message_opcode = 0
+                return message
+            payload = bytes(self._buffer)
+            del self._buffer[:]
+            self._message_opcode = 0
+            return self._text_bytes(payload)
         else:
             message = bytes(self._buffer)
             if len(self._buffer) > KEEP_BUFFER_LIMIT:
@@ -273,9 +317,17 @@ class Decoder:
         self._message_opcode = 0
         return message
 
-    def _message(self, data: memoryview) -> str | bytes:
+    def _message(self, data: memoryview) -> Any:
         if self._message_opcode == OP_BINARY:
             return bytes(data)
+        if self._text_as_bytes:
+            validator = Utf8Validator()
+            try:
+                validator.feed(data)
+                validator.end()
+            except InvalidUTF8Error as exc:
+                raise InvalidUTF8Error(f"{exc} of a text message") from None
+            return self._text_bytes(bytes(data))
         try:
             return str(data, "utf-8")
         except UnicodeDecodeError as exc:

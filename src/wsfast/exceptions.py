@@ -14,6 +14,7 @@ to decide it again::
     │   ├── InvalidHeader                   a 101 whose headers break RFC 6455 §4.1
     │   ├── InvalidHTTP                     malformed or oversized HTTP response
     │   └── TooManyRedirects                more redirects than ``max_redirects``
+    ├── MessageDecodeError                  a ``loads`` hook failed on one text message (not fatal)
     └── ConnectionClosed                    the connection is closed: code, reason, close_received
         ├── ConnectionClosedOK              a normal closing handshake (1000, 1001 or no status)
         └── ConnectionClosedError           anything else
@@ -36,6 +37,7 @@ __all__ = [
     "InvalidStatus",
     "InvalidURL",
     "InvalidUTF8Error",
+    "MessageDecodeError",
     "MessageTooBigError",
     "ProtocolError",
     "TooManyRedirects",
@@ -78,6 +80,22 @@ class MessageTooBigError(ProtocolError):
     """
 
     close_code: ClassVar[int] = 1009
+
+
+class MessageDecodeError(WebSocketError):
+    """The ``loads`` hook raised on a text message; the connection itself is fine.
+
+    The decoder puts this object in its output in place of the message, so that one message the
+    application cannot parse neither kills the connection nor disappears. ``recv()`` raises it, an
+    inline ``on_message`` callback is skipped for it (the error is logged).
+
+    Attributes:
+        payload: the message's bytes (valid UTF-8). ``__cause__`` is the exception *loads* raised.
+    """
+
+    def __init__(self, message: str, payload: bytes = b"") -> None:
+        super().__init__(message)
+        self.payload = payload
 
 
 class InvalidURL(WebSocketError, ValueError):

@@ -12,9 +12,10 @@ connection was failed; ``CLOSED`` once the TCP connection ended (:meth:`~ClientP
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
+from typing import Any
 
 from . import codec
-from ._codec_py import Message
 from ._typing import BytesLike
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from .frames import Close, CloseCode, Opcode, Ping
@@ -44,6 +45,9 @@ class ClientProtocol:
         max_message_size: the largest message accepted, in bytes (``None``: no limit).
         auto_pong: answer every PING with a PONG carrying its payload (RFC 6455 §5.5.2). A client with a
             custom PING hook turns this off and answers through :meth:`send_pong` itself.
+        text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
+        loads: applied to each TEXT message's validated bytes (e.g. ``orjson.loads``); a failure gives a
+            :class:`~wsfast.MessageDecodeError` event in the message's place.
     """
 
     def __init__(
@@ -51,10 +55,12 @@ class ClientProtocol:
         *,
         max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
         auto_pong: bool = True,
+        text_as_bytes: bool = False,
+        loads: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.state = State.OPEN
         self.auto_pong = auto_pong
-        self._decoder = codec.Decoder(max_message_size)
+        self._decoder = codec.Decoder(max_message_size, text_as_bytes=text_as_bytes, loads=loads)
         self._encoder = codec.Encoder()
         self._outgoing = bytearray()
         self.close_sent: Close | None = None
@@ -64,7 +70,16 @@ class ClientProtocol:
 
     # Receiving
 
-    def receive_data(self, data: BytesLike) -> list[Message]:
+    @property
+    def last_had_control(self) -> bool:
+        """Whether the last :meth:`receive_data` result holds anything but data messages.
+
+        When it is ``False`` every event is a message, and an I/O layer may hand them on without
+        looking at their types (the inline fast path).
+        """
+        return self._decoder.control_count != 0
+
+    def receive_data(self, data: BytesLike) -> list[Any]:
         """Process bytes from the server; return the events they complete, in wire order.
 
         Events are ``str`` and ``bytes`` messages, :class:`~wsfast.Ping`, :class:`~wsfast.Pong` and one
@@ -78,15 +93,18 @@ class ClientProtocol:
         try:
             messages = self._decoder.feed(data)
         except ProtocolError as exc:
-            messages = list(exc.messages)  # type: ignore[arg-type]
+            messages = list(exc.messages)
             failure = exc
+        else:
+            if not self._decoder.control_count:
+                return messages  # data messages only: nothing for the state machine to do
         for index, message in enumerate(messages):
             kind = type(message)
             if kind is Ping:
                 if self.auto_pong and self.close_sent is None:
-                    self._outgoing += self._encoder.encode(message.payload, Opcode.PONG)  # type: ignore[union-attr]
+                    self._outgoing += self._encoder.encode(message.payload, Opcode.PONG)
             elif kind is Close:
-                self._receive_close(message)  # type: ignore[arg-type]
+                self._receive_close(message)
                 return messages[: index + 1]  # a second CLOSE, or data after it, is ignored
         if failure is not None:
             self.fail(failure.close_code, str(failure), failure)
