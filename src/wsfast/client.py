@@ -36,7 +36,7 @@ from . import codec
 from .__version__ import __version__
 from ._net import open_connection
 from ._typing import BytesLike
-from .exceptions import ConnectionClosed, TooManyRedirects
+from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted, ClientHandshake, Redirect
 from .http11 import Response
@@ -96,6 +96,9 @@ class WebSocketClient:
         proxy: an HTTP proxy URL (``http://[user:password@]host:port``) to tunnel through with CONNECT.
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
+        text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
+        loads: applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec decoder); the
+            callback receives its result. A message *loads* rejects is logged and skipped.
         log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
             reference's options do; the ``wsfast`` logger receives them too.
     """
@@ -123,6 +126,8 @@ class WebSocketClient:
         proxy: str | None = None,
         max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
         max_redirects: int = 5,
+        text_as_bytes: bool = False,
+        loads: Callable[[bytes], Any] | None = None,
         log: LogFunction | None = None,
         errlog: LogFunction | None = None,
         debuglog: LogFunction | None = None,
@@ -161,6 +166,8 @@ class WebSocketClient:
         self._proxy = proxy
         self._max_message_size = max_message_size
         self._max_redirects = max_redirects
+        self._text_as_bytes = text_as_bytes
+        self._loads = loads
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -243,7 +250,10 @@ class WebSocketClient:
             with _connection_ids_lock:
                 self._connection_id = next(_connection_ids)
             protocol = ClientProtocol(
-                max_message_size=self._max_message_size, auto_pong=self._on_ping is None
+                max_message_size=self._max_message_size,
+                auto_pong=self._on_ping is None,
+                text_as_bytes=self._text_as_bytes,
+                loads=self._loads,
             )
             self._sock, self._protocol = sock, protocol
             self.response, self.subprotocol = accepted.response, accepted.subprotocol
@@ -326,9 +336,7 @@ class WebSocketClient:
             buffer = bytearray(RECEIVE_BUFFER_SIZE)
             view = memoryview(buffer)
             # The socket timeout bounds sends; reads wait for data as long as the connection lives.
-            while protocol.state is State.OPEN or (
-                protocol.state is State.CLOSING and protocol.error is None
-            ):
+            while protocol.state is State.OPEN or (protocol.state is State.CLOSING and not protocol.failed):
                 try:
                     size = sock.recv_into(view)
                 except TimeoutError:
@@ -361,6 +369,15 @@ class WebSocketClient:
         if reply:
             self._write(sock, reply)
         callback, raw_hook = self._callback, self._raw_hook
+        if raw_hook is None and not protocol.last_had_control:
+            # Data messages only: hand them on without looking at their types.
+            if callback is not None:
+                for message in events:
+                    try:
+                        callback(message)
+                    except Exception:
+                        self._callback_failed(callback)
+            return
         for event in events:
             kind = type(event)
             if raw_hook is not None:
@@ -381,7 +398,11 @@ class WebSocketClient:
                     self._call(self._on_pong, event.payload)
             elif isinstance(event, Close):
                 self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
-        if protocol.error is not None:
+            elif isinstance(event, MessageDecodeError):
+                self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
+            elif callback is not None:
+                self._call(callback, event)
+        if protocol.failed:
             # RFC 6455 §7.1.7: after sending the CLOSE that fails the connection, close TCP at once.
             sock.shutdown(socket.SHUT_RDWR)
 
@@ -389,11 +410,13 @@ class WebSocketClient:
         try:
             return function(argument)
         except Exception:
-            logger.exception("[%s] exception in a callback", self._connection_id)
-            errlog = self._log_functions[logging.ERROR]
-            if errlog is not None:
-                self._log(logging.ERROR, "exception in callback %r", function)
+            self._callback_failed(function)
             return None
+
+    def _callback_failed(self, function: Callable[[Any], Any]) -> None:
+        logger.exception("[%s] exception in a callback", self._connection_id)
+        if self._log_functions[logging.ERROR] is not None:
+            self._log(logging.ERROR, "exception in callback %r", function)
 
     def _notify_close(self, code: int, reason: str) -> None:
         if self._on_close is None:

@@ -112,8 +112,12 @@ class ClientHandshake:
             request["Sec-WebSocket-Protocol"] = ", ".join(self.subprotocols)
         if self.extensions:
             request["Sec-WebSocket-Extensions"] = ", ".join(self.extensions)
-        for name, value in Headers(headers or ()).raw_items():
-            request[name] = value
+        extra = Headers(headers or ()).raw_items()
+        for name in {name.lower() for name, _ in extra}:
+            if name in request:
+                del request[name]  # a caller's header replaces the default of the same name
+        for name, value in extra:
+            request.add(name, value)  # repeated fields are sent as given
         if "Authorization" not in request:
             if authorization is None and self.url.username is not None:
                 credentials = f"{self.url.username}:{self.url.password or ''}".encode()

@@ -67,6 +67,8 @@ class ClientProtocol:
         self.close_received: Close | None = None
         self.error: ProtocolError | None = None
         """The error that failed the connection, if the server broke the protocol."""
+        self.failed = False
+        """Whether this side failed the connection (:meth:`fail`): the close code is the one we sent."""
 
     # Receiving
 
@@ -87,7 +89,7 @@ class ClientProtocol:
         are queued for :meth:`data_to_send`. A protocol error never raises here: the events before it are
         returned, the connection is failed (:attr:`error`, :attr:`close_sent`) and the caller closes TCP.
         """
-        if self.close_received is not None or self.state is State.CLOSED or self.error is not None:
+        if self.close_received is not None or self.state is State.CLOSED or self.failed:
             return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
         failure: ProtocolError | None = None
         try:
@@ -192,6 +194,7 @@ class ClientProtocol:
         if error is not None and self.error is None:
             self.error = error
         if self.close_sent is None and self.state is not State.CLOSED:
+            self.failed = True
             reason = _truncate_reason(reason)
             self._outgoing += self._encoder.encode_close(code, reason)
             self.close_sent = Close(code, reason)
@@ -202,8 +205,8 @@ class ClientProtocol:
 
     @property
     def close_code(self) -> int:
-        """How the connection ended: the code received, the code we failed with, or 1006 (§7.1.5)."""
-        if self.error is not None and self.close_sent is not None:
+        """How the connection ended: the code we failed it with, the code received, or 1006 (§7.1.5)."""
+        if self.failed and self.close_sent is not None:
             return self.close_sent.code
         if self.close_received is not None:
             return self.close_received.code
@@ -211,7 +214,7 @@ class ClientProtocol:
 
     @property
     def close_reason(self) -> str:
-        if self.error is not None and self.close_sent is not None:
+        if self.failed and self.close_sent is not None:
             return self.close_sent.reason
         if self.close_received is not None:
             return self.close_received.reason
@@ -226,9 +229,9 @@ class ClientProtocol:
         """The :class:`~wsfast.ConnectionClosed` that describes how the connection ended."""
         code, reason = self.close_code, self.close_reason
         received = self.close_received is not None
-        if self.error is None and received and code in (1000, 1001, CloseCode.NO_STATUS_RCVD):
+        if not self.failed and received and code in (1000, 1001, CloseCode.NO_STATUS_RCVD):
             return ConnectionClosedOK(code, reason, received)
-        if self.error is None and not received and self.close_sent is not None:
+        if not self.failed and not received and self.close_sent is not None:
             sent = self.close_sent.code
             if sent in (1000, 1001, CloseCode.NO_STATUS_RCVD) and self.state is not State.CLOSED:
                 return ConnectionClosedOK(sent, self.close_sent.reason, False)

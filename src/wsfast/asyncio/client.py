@@ -380,6 +380,7 @@ class WebSocket:
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self._loop.create_future()
+        self._close_timer: asyncio.TimerHandle | None = None
         self.dropped = 0
         """Messages dropped by the ``drop_oldest`` overflow policy."""
         self.response: Response | None = None
@@ -395,7 +396,7 @@ class WebSocket:
         self.response = accepted.response
         self.subprotocol = accepted.subprotocol
         connection.phase = _Phase.OPEN
-        leftover = bytes(connection.pending) + accepted.leftover
+        leftover = accepted.leftover + bytes(connection.pending)  # in arrival order
         connection.pending.clear()
         if leftover:
             self._receive(memoryview(leftover))
@@ -431,7 +432,9 @@ class WebSocket:
             self._write(reply)
         if events:
             on_message = self._on_message
-            if not core.last_had_control and on_message is not None:
+            if core.last_had_control:
+                self._dispatch(events)
+            elif on_message is not None:
                 # The inline fast path: one call per message, straight from the data path.
                 for message in events:
                     try:
@@ -439,15 +442,21 @@ class WebSocket:
                     except Exception:
                         logger.exception("exception in on_message")
             else:
-                self._dispatch(events)
-        if core.error is not None or (core.close_received is not None and core.close_sent is not None):
-            # Failed (RFC 6455 §7.1.7), or the closing handshake is done: the server should close TCP;
-            # if it does not within close_timeout, close() aborts.
-            if core.error is not None and self._connection is not None:
-                transport = self._connection.transport
-                if transport is not None:
-                    transport.close()
-            self._wake_receiver()
+                self._queue.extend(events)
+                self._queue_grew()
+        if core.state is not State.OPEN:
+            self._closing()
+
+    def _closing(self) -> None:
+        """The connection left OPEN: fail it, or bound the wait for the server to close TCP."""
+        core = self._core
+        transport = self._connection.transport if self._connection is not None else None
+        if core.failed and transport is not None:
+            transport.close()  # RFC 6455 §7.1.7: after the failing CLOSE, close TCP at once
+        elif core.handshake_complete and self._close_timer is None and self._close_timeout is not None:
+            # RFC 6455 §7.1.1: the server closes TCP first; if it does not in time, we do.
+            self._close_timer = self._loop.call_later(self._close_timeout, self._abort)
+        self._wake_receiver()
 
     def _dispatch(self, events: list[Any]) -> None:
         on_message = self._on_message
@@ -491,8 +500,7 @@ class WebSocket:
                 reply = self._core.data_to_send()
                 if reply:
                     self._write(reply)
-                if self._connection is not None and self._connection.transport is not None:
-                    self._connection.transport.close()
+                self._closing()
         self._wake_receiver()
 
     def _call(self, function: Callable[[Any], Any], argument: Any) -> None:
@@ -507,6 +515,8 @@ class WebSocket:
             waiter.set_result(None)
 
     def _receive_eof(self) -> None:
+        if self._close_timer is not None:
+            self._close_timer.cancel()
         self._core.receive_eof()
         self._wake_receiver()
         for future, _ in self._pings.values():
@@ -551,7 +561,7 @@ class WebSocket:
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            if self._core.state is State.CLOSED or self._core.error is not None:
+            if self._core.state is State.CLOSED or self._core.failed:
                 raise self._core.closed_exception()
             if self._core.close_received is not None and self._core.state is not State.OPEN:
                 await self._wait_closed_briefly()
