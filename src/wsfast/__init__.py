@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import codec
 from .__version__ import __version__
 from ._impl import implementation
-from .client import FrameAction, WebSocketClient
+from .client import WebSocketClient
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -34,6 +34,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .frames import Close, CloseCode, Opcode, Ping, Pong
+from .protocol import FrameAction
 
 if TYPE_CHECKING:
     from .asyncio import OverflowPolicy, WebSocket, connect

@@ -44,7 +44,7 @@ def _tunnel(sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float |
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-    parser = ResponseParser()
+    parser = ResponseParser(connect=True)
     sock.settimeout(timeout)
     while True:
         data = sock.recv(65536)

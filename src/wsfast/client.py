@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import enum
 import itertools
 import logging
 import socket
@@ -40,7 +39,7 @@ from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted, ClientHandshake, Redirect
 from .http11 import Response
-from .protocol import ClientProtocol, State
+from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
 
 __all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
@@ -54,14 +53,6 @@ RECEIVE_BUFFER_SIZE = 256 * 1024
 
 _connection_ids = itertools.count(1)
 _connection_ids_lock = threading.Lock()
-
-
-class FrameAction(enum.IntEnum):
-    """What a raw hook tells the client to do with an event (the reference's WSC_* codes)."""
-
-    PROCESS = 0  # handle it normally
-    SKIP = 1  # drop it: no delivery, no automatic PONG, no close handling
-    STOP = 2  # drop it and close the connection (1000)
 
 
 MessageCallback = Callable[[Any], None]
@@ -257,11 +248,11 @@ class WebSocketClient:
             )
             self._sock, self._protocol = sock, protocol
             self.response, self.subprotocol = accepted.response, accepted.subprotocol
-            self._closed.clear()
+            self._closed = closed = threading.Event()  # one per connection: an old thread can't clear it
             self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
             self._thread = threading.Thread(
                 target=self._run,
-                args=(sock, protocol, accepted.leftover),
+                args=(sock, protocol, accepted.leftover, closed),
                 name=f"wsfast-{self._connection_id}",
                 daemon=True,
             )
@@ -328,19 +319,31 @@ class WebSocketClient:
 
     # The event thread
 
-    def _run(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> None:
+    def _run(
+        self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes, closed: threading.Event
+    ) -> None:
         error: BaseException | None = None
         try:
             if leftover:
                 self._process(sock, protocol, leftover)
             buffer = bytearray(RECEIVE_BUFFER_SIZE)
             view = memoryview(buffer)
-            # The socket timeout bounds sends; reads wait for data as long as the connection lives.
-            while protocol.state is State.OPEN or (protocol.state is State.CLOSING and not protocol.failed):
+            # While open, reads wait for data as long as the connection lives (the socket timeout bounds
+            # sends). Once a CLOSE was sent, or the connection failed, the server has close_timeout
+            # seconds to close TCP (RFC 6455 §7.1.1); data it sends meanwhile is discarded by the core.
+            deadline: float | None = None
+            while protocol.state is not State.CLOSED:
+                if deadline is None and protocol.close_sent is not None:
+                    deadline = time.monotonic() + self._close_timeout
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    sock.settimeout(remaining)
                 try:
                     size = sock.recv_into(view)
                 except TimeoutError:
-                    if protocol.close_sent is not None:
+                    if deadline is not None:
                         break  # the server did not finish the closing handshake in time
                     continue
                 if not size:
@@ -360,16 +363,25 @@ class WebSocketClient:
             elif error is not None:
                 self._log(logging.ERROR, "connection lost: %s", error)
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
-            self._closed.set()
+            closed.set()
             self._notify_close(protocol.close_code, protocol.close_reason)
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
+        if self._raw_hook is not None:
+            self._process_with_hook(sock, protocol, data, self._raw_hook)
+            return
         events = protocol.receive_data(data)
         reply = protocol.data_to_send()
         if reply:
             self._write(sock, reply)
-        callback, raw_hook = self._callback, self._raw_hook
-        if raw_hook is None and not protocol.last_had_control:
+        if protocol.failed:
+            # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
+            # half-close (not a full close, which turns into a RST while the server still streams and
+            # can destroy our CLOSE before it is read) lets the server see the close code.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+        callback = self._callback
+        if not protocol.last_had_control:
             # Data messages only: hand them on without looking at their types.
             if callback is not None:
                 for message in events:
@@ -379,32 +391,47 @@ class WebSocketClient:
                         self._callback_failed(callback)
             return
         for event in events:
-            kind = type(event)
-            if raw_hook is not None:
-                action = self._call(raw_hook, event)
-                if action == FrameAction.SKIP:
-                    continue
-                if action == FrameAction.STOP:
-                    self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
-                    return
-            if kind is str or kind is bytes:
-                if callback is not None:
-                    self._call(callback, event)
-            elif isinstance(event, Ping):
-                if self._on_ping is not None:
-                    self._call(self._on_ping, event.payload)
-            elif isinstance(event, Pong):
-                if self._on_pong is not None:
-                    self._call(self._on_pong, event.payload)
-            elif isinstance(event, Close):
-                self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
-            elif isinstance(event, MessageDecodeError):
-                self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
-            elif callback is not None:
-                self._call(callback, event)
+            self._deliver(event)
+
+    def _process_with_hook(
+        self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike, hook: RawHook
+    ) -> None:
+        """Show each event to the raw hook before the protocol acts on it, as the reference does."""
+        for event in protocol.receive_events(data):
+            action = self._call(hook, event)
+            if action == FrameAction.SKIP:
+                continue  # no delivery, no automatic PONG, no close handling
+            if action == FrameAction.STOP:
+                self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
+                break
+            deliver = protocol.process(event)
+            reply = protocol.data_to_send()
+            if reply:
+                self._write(sock, reply)
+            if deliver:
+                self._deliver(event)
+        protocol.finish_receive()
+        reply = protocol.data_to_send()
+        if reply:
+            self._write(sock, reply)
         if protocol.failed:
-            # RFC 6455 §7.1.7: after sending the CLOSE that fails the connection, close TCP at once.
-            sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
+    def _deliver(self, event: Any) -> None:
+        """Hand one processed event to the matching callback."""
+        if isinstance(event, Ping):
+            if self._on_ping is not None:
+                self._call(self._on_ping, event.payload)
+        elif isinstance(event, Pong):
+            if self._on_pong is not None:
+                self._call(self._on_pong, event.payload)
+        elif isinstance(event, Close):
+            self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
+        elif isinstance(event, MessageDecodeError):
+            self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
+        elif self._callback is not None:
+            self._call(self._callback, event)
 
     def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
         try:
@@ -452,7 +479,12 @@ class WebSocketClient:
             try:
                 sock.sendall(frame)
             except OSError as exc:
-                raise ConnectionClosed(protocol.close_code, f"send failed: {exc}") from exc
+                # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
+                # without corrupting the stream, so the connection is finished. Shutting the socket
+                # down wakes the event thread, which reports 1006 to on_close.
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, f"send failed: {exc}") from exc
 
     def send(self, data: str | BytesLike) -> None:
         """Send a message: ``str`` as TEXT, any bytes-like object as BINARY. Thread-safe.

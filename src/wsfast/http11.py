@@ -102,7 +102,14 @@ class ResponseParser:
     holds the bytes that followed the head (for a 101, the first WebSocket frames).
     """
 
-    def __init__(self, max_head_size: int = MAX_HEAD_SIZE, max_body_size: int = MAX_BODY_SIZE) -> None:
+    def __init__(
+        self,
+        max_head_size: int = MAX_HEAD_SIZE,
+        max_body_size: int = MAX_BODY_SIZE,
+        *,
+        connect: bool = False,
+    ) -> None:
+        self._connect = connect  # the response to a CONNECT: a 2xx has no body (RFC 9110 §9.3.6)
         self._max_head_size = max_head_size
         self._max_body_size = max_body_size
         self._buffer = bytearray()
@@ -152,6 +159,8 @@ class ResponseParser:
     def _wants_body(self, response: Response) -> bool:
         status = response.status
         if status == 101 or 300 <= status < 400 or status in (204, 304) or status < 200:
+            return False
+        if self._connect and 200 <= status < 300:
             return False
         if "chunked" in response.headers.get("Transfer-Encoding", "").lower():
             self._chunked = True

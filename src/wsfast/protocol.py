@@ -20,7 +20,15 @@ from ._typing import BytesLike
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from .frames import Close, CloseCode, Opcode, Ping
 
-__all__ = ["ClientProtocol", "State"]
+__all__ = ["ClientProtocol", "FrameAction", "State"]
+
+
+class FrameAction(enum.IntEnum):
+    """What a raw hook says about an event it saw before processing (the reference's WSC_* codes)."""
+
+    PROCESS = 0  # handle it normally
+    SKIP = 1  # drop it: no delivery, no automatic PONG, no close handling
+    STOP = 2  # drop it and everything after it, and close the connection (1000)
 
 
 class State(enum.IntEnum):
@@ -59,6 +67,7 @@ class ClientProtocol:
         loads: Callable[[bytes], Any] | None = None,
     ) -> None:
         self.state = State.OPEN
+        self._pending_failure: ProtocolError | None = None
         self.auto_pong = auto_pong
         self._decoder = codec.Decoder(max_message_size, text_as_bytes=text_as_bytes, loads=loads)
         self._encoder = codec.Encoder()
@@ -74,12 +83,12 @@ class ClientProtocol:
 
     @property
     def last_had_control(self) -> bool:
-        """Whether the last :meth:`receive_data` result holds anything but data messages.
+        """Whether the last :meth:`receive_data` result may hold anything but data messages.
 
         When it is ``False`` every event is a message, and an I/O layer may hand them on without
         looking at their types (the inline fast path).
         """
-        return self._decoder.control_count != 0
+        return self._decoder.control_count != 0 or self.failed
 
     def receive_data(self, data: BytesLike) -> list[Any]:
         """Process bytes from the server; return the events they complete, in wire order.
@@ -88,29 +97,53 @@ class ClientProtocol:
         :class:`~wsfast.Close`. Replies (PONG, the answering CLOSE, the CLOSE that fails the connection)
         are queued for :meth:`data_to_send`. A protocol error never raises here: the events before it are
         returned, the connection is failed (:attr:`error`, :attr:`close_sent`) and the caller closes TCP.
+
+        This is :meth:`receive_events`, :meth:`process` for each event and :meth:`finish_receive` in
+        one call; an I/O layer that shows events to a hook *before* processing uses those three.
+        """
+        messages = self.receive_events(data)
+        if not self._decoder.control_count and self._pending_failure is None:
+            return messages  # data messages only: nothing for the state machine to do
+        events: list[Any] = []
+        for message in messages:
+            if self.process(message):
+                events.append(message)
+        self.finish_receive()
+        return events
+
+    def receive_events(self, data: BytesLike) -> list[Any]:
+        """Decode bytes from the server into events without acting on them yet.
+
+        Pass each event to :meth:`process` (in order), then call :meth:`finish_receive`.
         """
         if self.close_received is not None or self.state is State.CLOSED or self.failed:
             return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
-        failure: ProtocolError | None = None
         try:
-            messages = self._decoder.feed(data)
+            return self._decoder.feed(data)
         except ProtocolError as exc:
-            messages = list(exc.messages)
-            failure = exc
-        else:
-            if not self._decoder.control_count:
-                return messages  # data messages only: nothing for the state machine to do
-        for index, message in enumerate(messages):
-            kind = type(message)
-            if kind is Ping:
-                if self.auto_pong and self.close_sent is None:
-                    self._outgoing += self._encoder.encode(message.payload, Opcode.PONG)
-            elif kind is Close:
-                self._receive_close(message)
-                return messages[: index + 1]  # a second CLOSE, or data after it, is ignored
-        if failure is not None:
+            self._pending_failure = exc
+            return list(exc.messages)
+
+    def process(self, event: Any) -> bool:
+        """Apply the protocol to one event from :meth:`receive_events`: answer a PING (unless
+        ``auto_pong`` is off), run the closing handshake for a CLOSE. Returns whether to deliver it:
+        ``False`` for anything after the server's CLOSE (a second CLOSE, data), which is ignored.
+        """
+        if self.close_received is not None:
+            return False
+        kind = type(event)
+        if kind is Ping:
+            if self.auto_pong and self.close_sent is None:
+                self._outgoing += self._encoder.encode(event.payload, Opcode.PONG)
+        elif kind is Close:
+            self._receive_close(event)
+        return True
+
+    def finish_receive(self) -> None:
+        """Fail the connection if the bytes given to :meth:`receive_events` broke the protocol."""
+        failure, self._pending_failure = self._pending_failure, None
+        if failure is not None and self.close_received is None:
             self.fail(failure.close_code, str(failure), failure)
-        return messages
 
     def _receive_close(self, close: Close) -> None:
         self.close_received = close

@@ -68,6 +68,10 @@ class WebSocketURL:
         url = parse_url(f"{mapped}://{rest}")
         if self.secure and not url.secure:
             raise InvalidURL(f"refusing a redirect from wss:// to insecure {url.safe_url()}")
+        same_origin = (url.secure, url.host, url.port) == (self.secure, self.host, self.port)
+        if same_origin and url.username is None and self.username is not None:
+            # Credentials from the URL follow a redirect within the same origin, never to another one.
+            url = dataclasses.replace(url, username=self.username, password=self.password)
         return url
 
 

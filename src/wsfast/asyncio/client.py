@@ -22,6 +22,7 @@ import enum
 import logging
 import os
 import ssl as ssl_module
+import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
@@ -31,6 +32,7 @@ from ..__version__ import __version__
 from .._net import make_ssl_context
 from .._typing import BytesLike
 from ..exceptions import (
+    ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
     InvalidURL,
@@ -303,7 +305,7 @@ class connect:
             lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
         assert connection.transport is not None
         connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
-        parser = ResponseParser()
+        parser = ResponseParser(connect=True)
         try:
             response: Response = await connection.read_until(
                 lambda data, eof: parser.feed_eof() if eof else parser.feed(data)
@@ -381,6 +383,7 @@ class WebSocket:
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
+        self._overflow_error: ConnectionClosedError | None = None
         self.dropped = 0
         """Messages dropped by the ``drop_oldest`` overflow policy."""
         self.response: Response | None = None
@@ -451,11 +454,17 @@ class WebSocket:
         """The connection left OPEN: fail it, or bound the wait for the server to close TCP."""
         core = self._core
         transport = self._connection.transport if self._connection is not None else None
-        if core.failed and transport is not None:
-            transport.close()  # RFC 6455 §7.1.7: after the failing CLOSE, close TCP at once
-        elif core.handshake_complete and self._close_timer is None and self._close_timeout is not None:
+        if core.failed and transport is not None and not transport.is_closing():
+            # RFC 6455 §7.1.7: after the failing CLOSE, stop sending at once. A half-close (not a full
+            # close, which turns into a RST while the server still streams and can destroy our CLOSE
+            # before it is read) lets the server see the close code; then it closes TCP.
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+        if (core.failed or core.handshake_complete) and self._close_timer is None:
             # RFC 6455 §7.1.1: the server closes TCP first; if it does not in time, we do.
-            self._close_timer = self._loop.call_later(self._close_timeout, self._abort)
+            self._close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
         self._wake_receiver()
 
     def _dispatch(self, events: list[Any]) -> None:
@@ -496,10 +505,15 @@ class WebSocket:
                     self.dropped += 1
             elif len(queue) > self._max_queue:
                 queue.clear()
-                self._core.fail(CloseCode.POLICY_VIOLATION, "receive queue overflow")
-                reply = self._core.data_to_send()
-                if reply:
-                    self._write(reply)
+                reason = f"receive queue overflow (max_queue={self._max_queue})"
+                self._overflow_error = ConnectionClosedError(
+                    CloseCode.POLICY_VIOLATION, reason, self._core.close_received is not None
+                )
+                if self._core.state is State.OPEN:
+                    self._core.fail(CloseCode.POLICY_VIOLATION, reason)
+                    reply = self._core.data_to_send()
+                    if reply:
+                        self._write(reply)
                 self._closing()
         self._wake_receiver()
 
@@ -533,7 +547,7 @@ class WebSocket:
         if entry is None:
             return
         # RFC 6455 §5.5.3: a PONG may answer the most recent PING only; earlier ones are answered too.
-        now = self._loop.time()
+        now = time.perf_counter()
         future, sent_at = entry
         self.latency = now - sent_at
         if not future.done():
@@ -560,6 +574,8 @@ class WebSocket:
         if self._on_message is not None:
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
+        if self._overflow_error is not None:
+            raise self._overflow_error
         while not queue:
             if self._core.state is State.CLOSED or self._core.failed:
                 raise self._core.closed_exception()
@@ -657,7 +673,7 @@ class WebSocket:
             raise ValueError("a PING with this payload is already waiting for its PONG")
         frame = self._core.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings[data] = (future, self._loop.time())
+        self._pings[data] = (future, time.perf_counter())  # uvloop's loop.time() ticks in ms
         self._write(frame)
         return await future
 

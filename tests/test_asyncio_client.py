@@ -1,0 +1,433 @@
+"""The asyncio client (``wsfast.connect``) against real servers on 127.0.0.1.
+
+Every test runs in both codec implementations (``codec_impl``) and on both event loops: asyncio's default
+loop and uvloop (when installed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import types
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import pytest
+
+import wsfast
+from servers import (
+    AiohttpServer,
+    ConnectProxy,
+    RawServer,
+    WebsocketsServer,
+    accept_then,
+    headers_json,
+    send_messages,
+    send_then_close,
+    server_close,
+    server_frame,
+    tls_certs,
+)
+from wsfast import (
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    HandshakeError,
+    InvalidStatus,
+    InvalidURL,
+    MessageDecodeError,
+)
+
+pytest_plugins = ["conftest_client"]
+
+TIMEOUT = 10.0
+LOOPS = ["asyncio", "uvloop"]
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest, codec_impl: types.SimpleNamespace) -> Callable[..., Any]:
+    """``run(coroutine_function)``: run it on the chosen event loop, bounded by TIMEOUT seconds."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    else:
+        loop_factory = asyncio.new_event_loop
+
+    def runner(function: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        loop = loop_factory()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(function(), TIMEOUT))
+        finally:
+            loop.close()
+
+    return runner
+
+
+class TestMessages:
+    def test_echo_text_and_binary(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert ws.response is not None
+                    assert ws.response.status == 101
+                    await ws.send("héllo")
+                    assert await ws.recv() == "héllo"
+                    await ws.send(b"\x00\x01\x02")
+                    assert await ws.recv() == b"\x00\x01\x02"
+                    await ws.send(bytearray(b"ba"))
+                    assert await ws.recv() == b"ba"
+                assert ws.close_code == 1000
+
+            run(main)
+            assert server.wait_closes() == [(1000, "")]
+
+    def test_the_decoder_is_the_chosen_twin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert type(ws._core._decoder) is codec_impl.Decoder
+
+            run(main)
+
+    def test_large_and_fragmented_messages(self, run: Any) -> None:
+        big = "x" * (16 * 2**20)
+        with WebsocketsServer(max_size=None) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), max_message_size=32 * 2**20) as ws:
+                    await ws.send(big)
+                    assert await ws.recv() == big
+                    await ws.send_frame("frag", wsfast.Opcode.TEXT, fin=False)
+                    await ws.send_frame("ment", wsfast.Opcode.CONT, fin=False)
+                    await ws.send_frame("ed", wsfast.Opcode.CONT, fin=True)
+                    assert await ws.recv() == "fragmented"
+
+            run(main)
+
+    def test_iteration_ends_on_a_normal_close(self, run: Any) -> None:
+        with WebsocketsServer(send_messages(50)) as server:
+
+            async def main() -> list[Any]:
+                async with wsfast.connect(server.url()) as ws:
+                    return [message async for message in ws]
+
+            assert run(main) == [f"message {i}" for i in range(50)]
+
+    def test_abnormal_close_raises_connection_closed_error(self, run: Any) -> None:
+        with WebsocketsServer(send_then_close(["last words"], 4001, "bye")) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert await ws.recv() == "last words"
+                    with pytest.raises(ConnectionClosedError) as info:
+                        await ws.recv()
+                    assert (info.value.code, info.value.reason, info.value.close_received) == (
+                        4001,
+                        "bye",
+                        True,
+                    )
+                    assert (ws.close_code, ws.close_reason) == (4001, "bye")
+
+            run(main)
+
+    def test_inline_callback_gets_every_message_in_order(self, run: Any) -> None:
+        with WebsocketsServer(send_messages(2000)) as server:
+
+            async def main() -> list[Any]:
+                received: list[Any] = []
+                ws = await wsfast.connect(server.url(), on_message=received.append)
+                await ws.wait_closed()
+                assert ws.close_code == 1000
+                with pytest.raises(RuntimeError):
+                    await ws.recv()
+                return received
+
+            assert run(main) == [f"message {i}" for i in range(2000)]
+
+    def test_text_as_bytes_and_loads(self, run: Any) -> None:
+        with WebsocketsServer(send_then_close(['{"p": "1.5"}', "not json", b"\x01", "[2]"])) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), text_as_bytes=True) as ws:
+                    assert await ws.recv() == b'{"p": "1.5"}'
+                async with wsfast.connect(server.url(), loads=json.loads) as ws:
+                    assert await ws.recv() == {"p": "1.5"}
+                    with pytest.raises(MessageDecodeError) as info:
+                        await ws.recv()
+                    assert info.value.payload == b"not json"
+                    assert await ws.recv() == b"\x01"  # binary messages are not given to loads
+                    assert await ws.recv() == [2]
+
+            run(main)
+
+
+class TestControlFrames:
+    def test_ping_returns_the_round_trip_time(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    rtt = await ws.ping()
+                    assert 0 < rtt < TIMEOUT
+                    assert ws.latency == rtt
+                    first, second = await asyncio.gather(ws.ping(b"a"), ws.ping(b"b"))
+                    assert first > 0
+                    assert second > 0
+
+            run(main)
+
+    def test_server_ping_is_answered_or_given_to_the_hook(self, run: Any) -> None:
+        frames = server_frame(0x9, b"hb") + server_frame(0x1, b"after")
+        with RawServer(accept_then(frames, then="handshake")) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert await ws.recv() == "after"
+
+            run(main)
+            server.wait_finished()
+            pongs = [f for f in server.connections[0].frames if f.opcode == 0xA]
+            assert [p.payload for p in pongs] == [b"hb"]
+
+        seen: list[bytes] = []
+        with RawServer(accept_then(frames, then="handshake")) as server:
+
+            async def hooked() -> None:
+                async with wsfast.connect(server.url(), on_ping=seen.append) as ws:
+                    assert await ws.recv() == "after"
+
+            run(hooked)
+            server.wait_finished()
+            assert seen == [b"hb"]
+            assert not [f for f in server.connections[0].frames if f.opcode == 0xA]
+
+
+class TestClosing:
+    def test_close_code_and_reason_reach_the_server(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url())
+                await ws.close(4000, "done here")
+                assert ws.close_code == 4000
+                with pytest.raises(ConnectionClosedError):  # only 1000/1001 count as OK, as in websockets
+                    await ws.send("too late")
+                ws = await wsfast.connect(server.url())
+                await ws.close()
+                with pytest.raises(ConnectionClosedOK):
+                    await ws.send("too late")
+
+            run(main)
+            assert server.wait_closes(2) == [(4000, "done here"), (1000, "")]
+
+    def test_closing_from_another_task_wakes_a_pending_recv(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url())
+                pending = asyncio.ensure_future(ws.recv())
+                await asyncio.sleep(0.05)
+                await ws.close()
+                with pytest.raises(ConnectionClosedOK):
+                    await pending
+
+            run(main)
+
+    def test_server_protocol_error_fails_the_connection_with_1002(self, run: Any) -> None:
+        frames = server_frame(0x1, b"good") + server_frame(0x3, b"reserved opcode")
+        with RawServer(accept_then(frames, then="read")) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert await ws.recv() == "good"  # delivered before the bad frame fails the connection
+                    with pytest.raises(ConnectionClosedError) as info:
+                        await ws.recv()
+                    assert info.value.code == 1002
+
+            run(main)
+            server.wait_finished()
+            closes = [f for f in server.connections[0].frames if f.opcode == 0x8]
+            assert [c.close_code for c in closes] == [1002]
+
+    def test_eof_without_close_is_1006(self, run: Any) -> None:
+        with RawServer(accept_then(server_frame(0x1, b"x"), then="eof")) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert await ws.recv() == "x"
+                    with pytest.raises(ConnectionClosedError) as info:
+                        await ws.recv()
+                    assert info.value.code == 1006
+                    assert not info.value.close_received
+
+            run(main)
+
+    def test_server_that_never_closes_tcp_is_dropped_after_close_timeout(self, run: Any) -> None:
+        with RawServer(accept_then(server_close(1000), then="read")) as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url(), close_timeout=0.2)
+                with pytest.raises(ConnectionClosedOK):
+                    await ws.recv()
+                assert ws.close_code == 1000
+
+            run(main)
+
+
+class TestTimeoutsAndCancellation:
+    def test_recv_timeout_leaves_the_connection_usable(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    with pytest.raises(TimeoutError):
+                        await ws.recv(timeout=0.05)
+                    await ws.send("still here")
+                    assert await ws.recv(timeout=TIMEOUT) == "still here"
+
+            run(main)
+
+    def test_cancelled_recv_loses_nothing(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    task = asyncio.ensure_future(ws.recv())
+                    await asyncio.sleep(0.02)
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+                    await ws.send("next")
+                    assert await ws.recv() == "next"
+
+            run(main)
+
+    def test_open_timeout(self, run: Any) -> None:
+        with RawServer(lambda conn: conn.read_until_eof()) as server:
+
+            async def main() -> None:
+                with pytest.raises(TimeoutError):
+                    await wsfast.connect(server.url(), open_timeout=0.2)
+
+            run(main)
+
+
+async def drain(ws: Any) -> None:
+    while True:
+        await ws.recv()
+
+
+class TestBackpressure:
+    COUNT = 3000
+
+    def test_pause_bounds_the_queue_and_loses_nothing(self, run: Any) -> None:
+        with WebsocketsServer(send_messages(self.COUNT)) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), max_queue=16) as ws:
+                    await asyncio.sleep(0.3)  # a slow consumer: the server keeps sending meanwhile
+                    # Reading paused at 16 messages; one read buffer (256 KiB) is the most in flight.
+                    assert ws._reading_paused
+                    assert len(ws._queue) <= 16 + 256 * 1024 // len("message 0")
+                    received = [message async for message in ws]
+                    assert received == [f"message {i}" for i in range(self.COUNT)]
+                    assert ws.dropped == 0
+
+            run(main)
+
+    def test_drop_oldest_keeps_the_newest_and_counts_the_rest(self, run: Any) -> None:
+        with WebsocketsServer(send_messages(self.COUNT)) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), max_queue=10, overflow="drop_oldest") as ws:
+                    await ws.wait_closed()
+                    received = [message async for message in ws]
+                    assert received == [f"message {i}" for i in range(self.COUNT - 10, self.COUNT)]
+                    assert ws.dropped == self.COUNT - 10
+
+            run(main)
+
+    def test_error_policy_fails_the_connection_with_1008(self, run: Any) -> None:
+        with WebsocketsServer(send_messages(self.COUNT)) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), max_queue=10, overflow="error") as ws:
+                    await asyncio.sleep(0.2)
+                    with pytest.raises(ConnectionClosedError) as info:
+                        await drain(ws)
+                    assert info.value.code == 1008
+
+            run(main)
+            assert server.wait_closes()[0][0] == 1008
+
+
+class TestHandshake:
+    def test_headers_subprotocol_token_and_origin(self, run: Any) -> None:
+        with WebsocketsServer(headers_json, subprotocols=["v2.feed"]) as server:
+
+            async def main() -> dict[str, Any]:
+                async with wsfast.connect(
+                    server.url("/path?x=1"),
+                    subprotocols=["v2.feed"],
+                    headers={"X-Api-Key": "k1"},
+                    token="secret",
+                    origin="https://example.test",
+                ) as ws:
+                    assert ws.subprotocol == "v2.feed"
+                    return dict((k.lower(), v) for k, v in json.loads(await ws.recv())["headers"])
+
+            headers = run(main)
+            assert headers["x-api-key"] == "k1"
+            assert headers["authorization"] == "Bearer secret"
+            assert headers["origin"] == "https://example.test"
+            assert headers["user-agent"].startswith("wsfast/")
+
+    def test_aiohttp_server_echo_redirect_and_refusal(self, run: Any) -> None:
+        with AiohttpServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url("/redirect302")) as ws:
+                    await ws.send("via redirect")
+                    assert await ws.recv() == "via redirect"
+                with pytest.raises(InvalidStatus) as info:
+                    await wsfast.connect(server.url("/forbidden"))
+                assert info.value.status == 403
+                assert info.value.body == AiohttpServer.FORBIDDEN_BODY
+
+            run(main)
+
+    def test_unknown_scheme(self) -> None:
+        with pytest.raises(InvalidURL):
+            wsfast.connect("http://127.0.0.1/")
+
+    def test_tls_verified_with_the_right_ca_and_refused_without(self, run: Any) -> None:
+        certs = tls_certs("127.0.0.1", "localhost")
+        with WebsocketsServer(ssl_context=certs.server_context) as server:
+
+            async def main() -> None:
+                with pytest.raises(ssl.SSLCertVerificationError):
+                    await wsfast.connect(server.url())
+                async with wsfast.connect(server.url(), ssl=certs.client_context) as ws:
+                    await ws.send("secure")
+                    assert await ws.recv() == "secure"
+                async with wsfast.connect(server.url(), ssl=False) as ws:
+                    await ws.send("unverified")
+                    assert await ws.recv() == "unverified"
+
+            run(main)
+
+    def test_connect_proxy(self, run: Any) -> None:
+        with WebsocketsServer() as server, ConnectProxy(auth=("u", "p")) as proxy:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url(), proxy=proxy.url()) as ws:
+                    await ws.send("tunnelled")
+                    assert await ws.recv() == "tunnelled"
+                with pytest.raises(HandshakeError) as info:
+                    await wsfast.connect(server.url(), proxy=proxy.url(with_auth=False))
+                assert info.value.status == 407
+
+            run(main)
+            assert proxy.tunnels == 1
