@@ -595,12 +595,15 @@ class WebSocket:
                 self._recv_waiter = None
         message = queue.popleft()
         if self._reading_paused and len(queue) <= self._low_water:
-            self._reading_paused = False
-            if self._connection is not None and self._connection.transport is not None:
-                self._connection.transport.resume_reading()
+            self._resume_reading()
         if type(message) is MessageDecodeError:
             raise message
         return message
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        if self._connection is not None and self._connection.transport is not None:
+            self._connection.transport.resume_reading()
 
     async def _wait_closed_briefly(self) -> None:
         """The closing handshake is done: wait for the server to close TCP, then give up (§7.1.1)."""
@@ -613,6 +616,15 @@ class WebSocket:
         return self
 
     async def __anext__(self) -> Any:
+        queue = self._queue
+        if queue:
+            # Fast path: a message is ready; one coroutine per message instead of two.
+            message = queue.popleft()
+            if self._reading_paused and len(queue) <= self._low_water:
+                self._resume_reading()
+            if type(message) is MessageDecodeError:
+                raise message
+            return message
         try:
             return await self.recv()
         except ConnectionClosedOK:
