@@ -1,14 +1,24 @@
-"""Fixtures for the codec micro-benchmarks: pre-built server-frame streams and
-parser adapters (see peers.py).  bench_*.py files are collected by the hook
-below, so `python -m pytest benchmarks` works without extra configuration."""
+"""Fixtures for the codec micro-benchmarks (pre-built server-frame streams and
+parser adapters, see peers.py) and for the end-to-end loopback benchmarks
+(bench_e2e.py: a server process, see e2e_server.py, and event loops).
+bench_*.py files are collected by the hook below, so `python -m pytest benchmarks`
+works without extra configuration."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fnmatch
 import json
+import os
 import random
+import select
 import struct
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -21,6 +31,8 @@ CHUNK = 64 * 1024  # what one socket recv() typically hands over
 def pytest_collect_file(file_path, parent):
     """Collect bench_*.py as test modules unless python_files already does."""
     name = file_path.name
+    if parent.session.isinitpath(file_path):
+        return None  # named on the command line: pytest's python plugin collects it already
     if file_path.suffix == ".py" and name.startswith("bench_"):
         patterns = parent.config.getini("python_files")
         if not any(fnmatch.fnmatch(name, p) for p in patterns):
@@ -204,3 +216,83 @@ def make_adapter():
     yield make
     for adapter in created:
         adapter.close()
+
+
+# --------------------------------------------------------------------------- end to end
+E2E_SERVER = Path(__file__).with_name("e2e_server.py")
+
+
+@pytest.fixture(scope="session")
+def e2e_url():
+    """Base URL (ws://127.0.0.1:PORT) of e2e_server.py running in its own process (own GIL).
+
+    The server exits when its stdin closes, so it never outlives the session.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, str(E2E_SERVER), "--prebuild"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        line = b""
+        while not line.endswith(b"\n"):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or proc.poll() is not None:
+                raise RuntimeError(f"e2e_server.py did not start (exit code {proc.poll()})")
+            ready, _, _ = select.select([proc.stdout], [], [], remaining)
+            if ready:
+                chunk = os.read(proc.stdout.fileno(), 64)
+                if not chunk:
+                    raise RuntimeError(f"e2e_server.py exited (code {proc.wait()})")
+                line += chunk
+        yield f"ws://127.0.0.1:{int(line)}"
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+@pytest.fixture
+def make_loop():
+    """make_loop("asyncio" | "uvloop") -> a new event loop, closed after the test.
+
+    Callables registered in loop.e2e_cleanup (coroutine functions) run on the loop before it closes.
+    """
+    loops = []
+
+    def make(kind: str):
+        if kind == "uvloop":
+            uvloop = peers.importorskip("uvloop")
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()  # the default (selector) loop
+        loop.e2e_cleanup = []
+        loops.append(loop)
+        return loop
+
+    yield make
+    for loop in loops:
+        try:
+            for cleanup in loop.e2e_cleanup:
+                with contextlib.suppress(Exception):
+                    loop.run_until_complete(asyncio.wait_for(cleanup(), 10))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the e2e rates and ratios (bench_e2e.REPORT) after the benchmark tables."""
+    module = sys.modules.get("bench_e2e")
+    lines = getattr(module, "summary_lines", lambda: [])()
+    if lines:
+        terminalreporter.write_sep("=", "e2e rates and ratios (bench_e2e.py)")
+        for line in lines:
+            terminalreporter.write_line(line)
