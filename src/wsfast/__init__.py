@@ -17,11 +17,13 @@ from . import codec
 from .__version__ import __version__
 from ._impl import implementation
 from .client import WebSocketClient
+from .deflate import Deflate
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
+    InvalidCompressedDataError,
     InvalidHeader,
     InvalidHTTP,
     InvalidStatus,
@@ -45,8 +47,10 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
+    "Deflate",
     "FrameAction",
     "HandshakeError",
+    "InvalidCompressedDataError",
     "InvalidHTTP",
     "InvalidHeader",
     "InvalidStatus",

@@ -2,6 +2,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ._typing import BytesLike
+from .deflate import Negotiated
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
 
@@ -15,6 +16,7 @@ class Decoder:
         *,
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
+        compression: Negotiated | None = None,
     ) -> None: ...
     @property
     def max_message_size(self) -> int | None: ...
@@ -22,7 +24,9 @@ class Decoder:
 
 class Encoder:
     def __init__(self) -> None: ...
-    def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True) -> bytes: ...
+    def encode(
+        self, payload: BytesLike | str, opcode: int, fin: bool = True, rsv1: bool = False
+    ) -> bytes: ...
     def encode_close(self, code: int | None = 1000, reason: str = "") -> bytes: ...
 
 def close_payload(code: int | None, reason: str) -> bytes: ...

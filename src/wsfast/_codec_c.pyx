@@ -8,8 +8,10 @@ unfinished message, a control payload) and builds each message object with a sin
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_READ, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
+from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
@@ -25,7 +27,13 @@ cdef extern from "Python.h":
 import os
 from operator import index
 
-from .exceptions import InvalidUTF8Error, MessageDecodeError, MessageTooBigError, ProtocolError
+from .exceptions import (
+    InvalidCompressedDataError,
+    InvalidUTF8Error,
+    MessageDecodeError,
+    MessageTooBigError,
+    ProtocolError,
+)
 from .frames import Close, Ping, Pong
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "close_payload"]
@@ -79,6 +87,13 @@ cdef class Decoder:
     :class:`~wsfast.MessageDecodeError` items): 0 lets a caller skip looking at each entry's type."""
     cdef bint _text_as_bytes
     cdef object _loads
+    # permessage-deflate (RFC 7692): the negotiated parameters, the inflater, and whether the message in
+    # progress is compressed (RSV1 on its first frame); its compressed size so far.
+    cdef object _deflate
+    cdef object _inflater
+    cdef bint _compressed
+    cdef bint _reset_inflater
+    cdef uint64_t _wire_len
     cdef int64_t _max_size             # -1: unlimited
     cdef int _state
     cdef uint8_t _header[MAX_HEADER]
@@ -113,7 +128,14 @@ cdef class Decoder:
         self.control_count = 0
         utf8_reset(&self._utf8)
 
-    def __init__(self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, *, text_as_bytes=False, loads=None):
+    def __init__(
+        self, max_message_size=DEFAULT_MAX_MESSAGE_SIZE, *, text_as_bytes=False, loads=None, compression=None
+    ):
+        self._deflate = compression
+        self._inflater = None
+        self._compressed = False
+        self._reset_inflater = compression is not None and compression.server_no_context_takeover
+        self._wire_len = 0
         if loads is not None and not callable(loads):
             raise TypeError(f"loads must be callable, not {type(loads).__name__}")
         self._text_as_bytes = bool(text_as_bytes) or loads is not None
@@ -215,6 +237,20 @@ cdef class Decoder:
                     return 0
                 out.append(self._control_frame())
                 self.control_count += 1
+            elif self._compressed:
+                take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
+                self._inflate(data + pos, take)
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return 0
+                if self._fin:
+                    # RFC 7692 §7.2.2: append 00 00 ff ff to the message's payload, then inflate it.
+                    self._inflate(<const uint8_t*>b"\x00\x00\xff\xff", 4)
+                    if self._reset_inflater:
+                        self._inflater = None
+                    self._compressed = False
+                    self._finish_buffered(out)
             elif (self._buffer_len == 0 and self._fin and self._direct is None
                     and self._remaining <= DIRECT_ALLOCATION_LIMIT):
                 if self._remaining <= <uint64_t>available:
@@ -247,22 +283,53 @@ cdef class Decoder:
                 if self._remaining:
                     return 0
                 if self._fin:
-                    if self._message_opcode == OP_TEXT:
-                        self._emit(out, self._validated_text(self._buffer, self._buffer_len, None))
-                    else:
-                        out.append(PyBytes_FromStringAndSize(<const char*>self._buffer, self._buffer_len))
-                    self._message_opcode = 0
-                    self._buffer_len = 0
-                    if self._buffer_cap > KEEP_BUFFER_LIMIT:
-                        self._free_buffer()
+                    self._finish_buffered(out)
             self._state = READ_HEADER
+
+    cdef int _finish_buffered(self, list out) except -1:
+        """Emit the message reassembled in the buffer and make the buffer ready for the next one."""
+        if self._message_opcode == OP_TEXT:
+            self._emit(out, self._validated_text(self._buffer, self._buffer_len, None))
+        else:
+            out.append(PyBytes_FromStringAndSize(<const char*>self._buffer, self._buffer_len))
+        self._message_opcode = 0
+        self._buffer_len = 0
+        if self._buffer_cap > KEEP_BUFFER_LIMIT:
+            self._free_buffer()
+        return 0
+
+    cdef int _inflate(self, const uint8_t* data, Py_ssize_t size) except -1:
+        """Inflate a piece of a compressed message into the buffer, never past max_message_size."""
+        cdef Py_ssize_t limit = -1
+        cdef bytes output
+        if self._inflater is None:
+            self._inflater = self._deflate.decompressobj()
+        if self._max_size >= 0:
+            limit = <Py_ssize_t>min(<int64_t>self._max_size - self._buffer_len, <int64_t>PY_SSIZE_T_MAX - 1)
+        piece = PyMemoryView_FromMemory(<char*>data, size, PyBUF_READ)
+        try:
+            # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
+            output = self._inflater.decompress(piece, 0 if limit < 0 else limit + 1)
+        except Exception as exc:  # zlib.error, or the backend's equivalent
+            raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
+        if limit >= 0 and len(output) > limit:
+            raise MessageTooBigError(
+                f"message inflates to more than max_message_size={self._max_size} bytes"
+            )
+        if len(output):
+            self._append(<const uint8_t*>PyBytes_AS_STRING(output), len(output))
+        return 0
 
     cdef Py_ssize_t _check_header_start(self, uint8_t first, uint8_t second) except -1:
         """Apply every rule the first two header bytes decide; return the header size."""
         cdef int opcode = first & 0x0F
         # RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings".
         if first & 0x70:
-            raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+            if first & 0x70 != 0x40 or self._deflate is None:
+                raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+            # RFC 7692 §6.1: RSV1 marks the first frame of a compressed message, nothing else.
+            if opcode == OP_CONT or opcode >= OP_CLOSE:
+                raise ProtocolError("RSV1 is set on a continuation or control frame")
         # RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
         if (OP_BINARY < opcode < OP_CLOSE) or opcode > OP_PONG:
             raise ProtocolError(f"reserved opcode {opcode:#x}")
@@ -289,6 +356,7 @@ cdef class Decoder:
         """Read the payload length of a checked header and prepare to read the payload."""
         cdef uint8_t length7 = header[1] & 0x7F
         cdef uint64_t length
+        cdef uint64_t held
         cdef int i
         if length7 < 126:
             length = length7
@@ -310,12 +378,18 @@ cdef class Decoder:
                 raise ProtocolError("control frame payload longer than 125 bytes")
             self._control_len = 0
             return 0
-        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered.
-        if self._max_size >= 0 and length > <uint64_t>(self._max_size - self._buffer_len):
+        if self._opcode != OP_CONT:
+            self._compressed = (header[0] & 0x40) != 0
+            self._wire_len = 0
+        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered. (For a
+        # compressed message the declared lengths are compressed bytes; its inflated size is checked
+        # while it inflates.)
+        held = self._wire_len if self._compressed else <uint64_t>self._buffer_len
+        if self._max_size >= 0 and length > <uint64_t>self._max_size - held:
             raise MessageTooBigError(
-                f"message of at least {self._buffer_len + length} bytes exceeds "
-                f"max_message_size={self._max_size}"
+                f"message of at least {held + length} bytes exceeds max_message_size={self._max_size}"
             )
+        self._wire_len += length
         if self._opcode != OP_CONT:
             self._message_opcode = self._opcode
             self._buffer_len = 0
@@ -464,12 +538,15 @@ cdef class Encoder:
     def __cinit__(self):
         self._key_pos = KEY_POOL_SIZE
 
-    def encode(self, payload, opcode, bint fin=True) -> bytes:
+    def encode(self, payload, opcode, bint fin=True, bint rsv1=False) -> bytes:
         """Return one masked frame carrying *payload* (``str`` is encoded as UTF-8).
 
+        *rsv1* marks the first frame of a permessage-deflate message (RFC 7692 §6).
+
         Raises:
-            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, or a
-                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4).
+            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, a
+                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4), or RSV1 on a frame other
+                than TEXT or BINARY.
         """
         cdef Py_buffer view
         cdef int op
@@ -483,6 +560,8 @@ cdef class Encoder:
             raise ValueError(f"invalid opcode {opcode}")
         PyObject_GetBuffer(payload, &view, PyBUF_SIMPLE)
         try:
+            if rsv1 and op not in (OP_TEXT, OP_BINARY):
+                raise ValueError("RSV1 (compression) can only mark a TEXT or BINARY frame")
             if op >= OP_CLOSE:
                 if not fin:
                     raise ValueError("control frames cannot be fragmented")
@@ -490,7 +569,7 @@ cdef class Encoder:
                     raise ValueError(f"control frame payload is {view.len} bytes; the limit is 125")
                 if op == OP_CLOSE:
                     check_close_payload(<const uint8_t*>view.buf, view.len)
-            return self._frame(<const uint8_t*>view.buf, view.len, op, fin)
+            return self._frame(<const uint8_t*>view.buf, view.len, op | (0x40 if rsv1 else 0), fin)
         finally:
             PyBuffer_Release(&view)
 

@@ -27,7 +27,14 @@ from typing import Any, TypeAlias
 from ._mask_py import apply_mask
 from ._typing import BytesLike
 from ._utf8_py import Utf8Validator
-from .exceptions import InvalidUTF8Error, MessageDecodeError, MessageTooBigError, ProtocolError
+from .deflate import TAIL, Negotiated
+from .exceptions import (
+    InvalidCompressedDataError,
+    InvalidUTF8Error,
+    MessageDecodeError,
+    MessageTooBigError,
+    ProtocolError,
+)
 from .frames import MAX_CONTROL_PAYLOAD, Close, Ping, Pong, is_valid_close_code
 
 __all__ = ["DEFAULT_MAX_MESSAGE_SIZE", "Decoder", "Encoder", "Message", "close_payload"]
@@ -59,10 +66,13 @@ class Decoder:
 
     __slots__ = (
         "_buffer",
+        "_compressed",
         "_control",
+        "_deflate",
         "_error",
         "_fin",
         "_header",
+        "_inflater",
         "_loads",
         "_max_size",
         "_message_opcode",
@@ -72,6 +82,7 @@ class Decoder:
         "_text",
         "_text_as_bytes",
         "_utf8",
+        "_wire_len",
         "control_count",
     )
 
@@ -81,7 +92,12 @@ class Decoder:
         *,
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
+        compression: Negotiated | None = None,
     ) -> None:
+        self._deflate = compression
+        self._inflater: Any = None
+        self._compressed = False  # the message in progress is compressed (RSV1 on its first frame)
+        self._wire_len = 0  # compressed bytes of the message in progress
         if loads is not None and not callable(loads):
             raise TypeError(f"loads must be callable, not {type(loads).__name__}")
         self._text_as_bytes = bool(text_as_bytes) or loads is not None
@@ -182,6 +198,19 @@ class Decoder:
                     return
                 out.append(self._control_frame())
                 self.control_count += 1
+            elif self._compressed:
+                take = min(self._remaining, available)
+                self._inflate(data[pos : pos + take])
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return
+                if self._fin:
+                    self._inflate(memoryview(TAIL))  # RFC 7692 §7.2.2: append 00 00 ff ff, then inflate
+                    if self._deflate is not None and self._deflate.server_no_context_takeover:
+                        self._inflater = None
+                    self._compressed = False
+                    self._emit(out, self._finish_message())
             elif self._fin and self._remaining <= available and not self._buffer and not self._text:
                 # The whole message is in *data*: build it in one step.
                 take = self._remaining
@@ -204,7 +233,11 @@ class Decoder:
         opcode = first & 0x0F
         # RFC 6455 §5.2: "MUST be 0 unless an extension is negotiated that defines meanings".
         if first & 0x70:
-            raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+            if first & 0x70 != 0x40 or self._deflate is None:
+                raise ProtocolError("reserved bits RSV1-3 are set but no extension was negotiated")
+            # RFC 7692 §6.1: RSV1 marks the first frame of a compressed message, nothing else.
+            if opcode == OP_CONT or opcode >= OP_CLOSE:
+                raise ProtocolError("RSV1 is set on a continuation or control frame")
         # RFC 6455 §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
         if OP_BINARY < opcode < OP_CLOSE or opcode > OP_PONG:
             raise ProtocolError(f"reserved opcode {opcode:#x}")
@@ -246,15 +279,37 @@ class Decoder:
                 raise ProtocolError("control frame payload longer than 125 bytes")
             self._control = bytearray()
             return
-        held = self._held()
-        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered.
+        if self._opcode != OP_CONT:
+            self._compressed = bool(header[0] & 0x40)
+            self._wire_len = 0
+        # RFC 6455 §10.4: checked against the declared length, before any payload is buffered. (For a
+        # compressed message the declared lengths are compressed bytes; its inflated size is checked
+        # while it inflates.)
+        held = self._wire_len if self._compressed else self._held()
         if self._max_size is not None and length > self._max_size - held:
             raise MessageTooBigError(
                 f"message of at least {held + length} bytes exceeds max_message_size={self._max_size}"
             )
+        self._wire_len += length
         if self._opcode != OP_CONT:
             self._message_opcode = self._opcode
             self._utf8.reset()
+
+    def _inflate(self, data: memoryview) -> None:
+        """Inflate a piece of a compressed message into the message, never past max_message_size."""
+        assert self._deflate is not None
+        if self._inflater is None:
+            self._inflater = self._deflate.decompressobj()
+        limit = None if self._max_size is None else self._max_size - self._held()
+        try:
+            # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
+            output = self._inflater.decompress(data, 0 if limit is None else limit + 1)
+        except Exception as exc:  # zlib.error, or the backend's equivalent
+            raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
+        if limit is not None and len(output) > limit:
+            raise MessageTooBigError(f"message inflates to more than max_message_size={self._max_size} bytes")
+        if output:
+            self._append(memoryview(output))
 
     def _held(self) -> int:
         """Bytes of the message in progress received so far."""
@@ -367,18 +422,23 @@ class Encoder:
         self._keys = b""
         self._key_pos = KEY_POOL_SIZE
 
-    def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True) -> bytes:
+    def encode(self, payload: BytesLike | str, opcode: int, fin: bool = True, rsv1: bool = False) -> bytes:
         """Return one masked frame carrying *payload* (``str`` is encoded as UTF-8).
 
+        *rsv1* marks the first frame of a permessage-deflate message (RFC 7692 §6).
+
         Raises:
-            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, or a
-                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4).
+            ValueError: reserved opcode, fragmented control frame, control payload over 125 bytes, a
+                CLOSE payload that is not a valid close (RFC 6455 §5.5, §7.4), or RSV1 on a frame other
+                than TEXT or BINARY.
         """
         data = payload.encode("utf-8") if isinstance(payload, str) else payload
         if OP_BINARY < opcode < OP_CLOSE or opcode > OP_PONG or opcode < 0:
             raise ValueError(f"invalid opcode {opcode}")
         view = memoryview(data)
         size = view.nbytes
+        if rsv1 and opcode not in (OP_TEXT, OP_BINARY):
+            raise ValueError("RSV1 (compression) can only mark a TEXT or BINARY frame")
         if opcode >= OP_CLOSE:
             if not fin:
                 raise ValueError("control frames cannot be fragmented")
@@ -386,7 +446,7 @@ class Encoder:
                 raise ValueError(f"control frame payload is {size} bytes; the limit is 125")
             if opcode == OP_CLOSE:
                 _check_close_payload(bytes(view))
-        first = (0x80 if fin else 0) | opcode
+        first = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
         if size < 126:
             header = bytes((first, 0x80 | size))
         elif size < 65536:

@@ -35,9 +35,10 @@ from . import codec
 from .__version__ import __version__
 from ._net import open_connection
 from ._typing import BytesLike
+from .deflate import Deflate
 from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
-from .handshake import Accepted, ClientHandshake, Redirect
+from .handshake import Accepted, ClientHandshake, Redirect, to_deflate
 from .http11 import Response
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
@@ -90,6 +91,8 @@ class WebSocketClient:
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
         loads: applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec decoder); the
             callback receives its result. A message *loads* rejects is logged and skipped.
+        compression: ``"deflate"`` (or a :class:`wsfast.Deflate` with parameters) offers permessage-deflate
+            (RFC 7692). Off by default: it costs CPU on every message and pays only on compressible feeds.
         log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
             reference's options do; the ``wsfast`` logger receives them too.
     """
@@ -119,6 +122,7 @@ class WebSocketClient:
         max_redirects: int = 5,
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
+        compression: Deflate | str | None = None,
         log: LogFunction | None = None,
         errlog: LogFunction | None = None,
         debuglog: LogFunction | None = None,
@@ -159,6 +163,7 @@ class WebSocketClient:
         self._max_redirects = max_redirects
         self._text_as_bytes = text_as_bytes
         self._loads = loads
+        self._compression = to_deflate(compression)
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -245,6 +250,7 @@ class WebSocketClient:
                 auto_pong=self._on_ping is None,
                 text_as_bytes=self._text_as_bytes,
                 loads=self._loads,
+                compression=accepted.compression,
             )
             self._sock, self._protocol = sock, protocol
             self.response, self.subprotocol = accepted.response, accepted.subprotocol
@@ -270,6 +276,7 @@ class WebSocketClient:
                 origin=self._origin,
                 user_agent=self._user_agent,
                 authorization=self._authorization,
+                compression=self._compression,
             )
             sock = open_connection(
                 url,

@@ -7,6 +7,7 @@ to decide it again::
     WebSocketError
     ├── ProtocolError                 1002  the peer broke RFC 6455
     │   ├── InvalidUTF8Error          1007  a text message or close reason is not UTF-8 (RFC 6455 §8.1)
+    │   ├── InvalidCompressedDataError 1007 a permessage-deflate message does not inflate (RFC 7692)
     │   └── MessageTooBigError        1009  a message is larger than ``max_message_size`` (RFC 6455 §10.4)
     ├── InvalidURL                          not a ws:// or wss:// URL (also a ValueError)
     ├── HandshakeError                      the opening handshake failed; carries status, headers, body
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "HandshakeError",
+    "InvalidCompressedDataError",
     "InvalidHTTP",
     "InvalidHeader",
     "InvalidStatus",
@@ -72,11 +74,18 @@ class InvalidUTF8Error(ProtocolError):
     close_code: ClassVar[int] = 1007
 
 
+class InvalidCompressedDataError(ProtocolError):
+    """A permessage-deflate message is not a valid DEFLATE stream (RFC 7692 §7.2.2): close code 1007."""
+
+    close_code: ClassVar[int] = 1007
+
+
 class MessageTooBigError(ProtocolError):
     """A message would exceed ``max_message_size`` (RFC 6455 §10.4): close code 1009.
 
     Raised when the frame header *declares* the excess, before any of its payload is buffered, so a
-    hostile length claim never allocates memory.
+    hostile length claim never allocates memory; for a compressed message, also as soon as inflating it
+    produces more than the limit, so a small hostile frame can never expand into unbounded memory.
     """
 
     close_code: ClassVar[int] = 1009

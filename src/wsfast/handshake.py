@@ -14,6 +14,7 @@ import hashlib
 import os
 from collections.abc import Iterable, Mapping, Sequence
 
+from .deflate import Deflate, Negotiated, NegotiationError
 from .exceptions import HandshakeError, InvalidHeader, InvalidStatus
 from .http11 import Headers, Response, ResponseParser
 from .uri import WebSocketURL, parse_url
@@ -51,12 +52,14 @@ class Accepted:
         subprotocol: the subprotocol the server chose, or ``None``.
         extensions: the ``Sec-WebSocket-Extensions`` values the server accepted, as sent.
         leftover: bytes that followed the response: the first WebSocket frames.
+        compression: the permessage-deflate parameters in force, or ``None`` (RFC 7692).
     """
 
     response: Response
     subprotocol: str | None
     extensions: list[str]
     leftover: bytes
+    compression: Negotiated | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +68,15 @@ class Redirect:
 
     response: Response
     url: WebSocketURL
+
+
+def to_deflate(compression: Deflate | str | None) -> Deflate | None:
+    """The ``compression=`` option of the clients: ``None``, ``"deflate"`` or a :class:`Deflate`."""
+    if compression is None or isinstance(compression, Deflate):
+        return compression
+    if compression in ("deflate", "permessage-deflate"):
+        return Deflate()
+    raise ValueError(f"compression must be None, 'deflate' or a wsfast.Deflate, not {compression!r}")
 
 
 def _header_tokens(values: Iterable[str]) -> list[str]:
@@ -84,6 +96,8 @@ class ClientHandshake:
         user_agent: the ``User-Agent`` header; ``None`` to send none.
         authorization: the ``Authorization`` value to send unless *headers* has one; if ``None`` and the
             URL has user information, Basic auth is built from it.
+        compression: offer permessage-deflate (:class:`~wsfast.deflate.Deflate`; ``"deflate"`` for the
+            defaults); the server's answer is checked against RFC 7692 §7.
     """
 
     def __init__(
@@ -96,8 +110,12 @@ class ClientHandshake:
         origin: str | None = None,
         user_agent: str | None = None,
         authorization: str | None = None,
+        compression: Deflate | str | None = None,
     ) -> None:
         self.url = parse_url(url) if isinstance(url, str) else url
+        self.compression = to_deflate(compression)
+        if self.compression is not None:
+            extensions = [*self.compression.offers(), *extensions]
         self.key = generate_key()
         self.subprotocols = list(subprotocols)
         self.extensions = list(extensions)
@@ -189,6 +207,12 @@ class ClientHandshake:
                 name = extension.split(";")[0].strip().lower()
                 if name and name not in offered:
                     raise invalid(f"server accepted extension {name!r}, which was not offered")
+        negotiated = None
+        if self.compression is not None:
+            try:
+                negotiated = self.compression.negotiate(extensions)
+            except NegotiationError as exc:
+                raise invalid(f"invalid permessage-deflate answer: {exc}") from None
         protocols = headers.get_all("Sec-WebSocket-Protocol")
         subprotocol = None
         if protocols:
@@ -197,4 +221,4 @@ class ClientHandshake:
             subprotocol = protocols[0].strip()
             if subprotocol not in self.subprotocols:
                 raise invalid(f"server chose subprotocol {subprotocol!r}, which was not offered")
-        return Accepted(response, subprotocol, extensions, self._parser.leftover)
+        return Accepted(response, subprotocol, extensions, self._parser.leftover, negotiated)

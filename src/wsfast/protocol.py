@@ -17,6 +17,7 @@ from typing import Any
 
 from . import codec
 from ._typing import BytesLike
+from .deflate import Compressor, Negotiated
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from .frames import Close, CloseCode, Opcode, Ping
 
@@ -65,11 +66,17 @@ class ClientProtocol:
         auto_pong: bool = True,
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
+        compression: Negotiated | None = None,
     ) -> None:
         self.state = State.OPEN
+        self.compression = compression
+        """The permessage-deflate parameters in force, or ``None`` (RFC 7692)."""
+        self._compressor = Compressor(compression) if compression is not None else None
         self._pending_failure: ProtocolError | None = None
         self.auto_pong = auto_pong
-        self._decoder = codec.Decoder(max_message_size, text_as_bytes=text_as_bytes, loads=loads)
+        self._decoder = codec.Decoder(
+            max_message_size, text_as_bytes=text_as_bytes, loads=loads, compression=compression
+        )
         self._encoder = codec.Encoder()
         self._outgoing = bytearray()
         self.close_sent: Close | None = None
@@ -175,12 +182,24 @@ class ClientProtocol:
     def send_text(self, text: str) -> bytes:
         """A TEXT frame for *text*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
         self._check_open()
+        if self._compressor is not None:
+            return self._message(text.encode("utf-8"), Opcode.TEXT)
         return self._encoder.encode(text, Opcode.TEXT)
 
     def send_binary(self, data: BytesLike) -> bytes:
         """A BINARY frame for *data*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
         self._check_open()
+        if self._compressor is not None:
+            return self._message(bytes(data), Opcode.BINARY)
         return self._encoder.encode(data, Opcode.BINARY)
+
+    def _message(self, payload: bytes, opcode: int) -> bytes:
+        """One frame for a whole message, compressed when permessage-deflate is on and it pays."""
+        assert self._compressor is not None
+        compressed = self._compressor.compress(payload)
+        if compressed is None:
+            return self._encoder.encode(payload, opcode)
+        return self._encoder.encode(compressed, opcode, True, True)
 
     def send_frame(self, data: BytesLike | str, opcode: int, fin: bool = True) -> bytes:
         """One raw frame, for manual fragmentation (TEXT/BINARY with ``fin=False``, then CONT frames).

@@ -31,6 +31,7 @@ from .. import codec
 from ..__version__ import __version__
 from .._net import make_ssl_context
 from .._typing import BytesLike
+from ..deflate import Deflate
 from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -40,7 +41,7 @@ from ..exceptions import (
     TooManyRedirects,
 )
 from ..frames import Close, CloseCode, Ping, Pong
-from ..handshake import Accepted, ClientHandshake, Redirect
+from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate
 from ..http11 import Response, ResponseParser
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url
@@ -161,6 +162,8 @@ class connect:
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
         loads: a callable applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec
             decoder), so JSON never round-trips through ``str``.
+        compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
+            off by default, as it costs CPU on every message and pays only on compressible feeds.
     """
 
     def __init__(
@@ -187,8 +190,10 @@ class connect:
         overflow: OverflowPolicy | str = OverflowPolicy.PAUSE,
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
+        compression: Deflate | str | None = None,
     ) -> None:
         self._url = parse_url(url)
+        self._compression = to_deflate(compression)
         self._options = dict(
             on_message=on_message,
             on_ping=on_ping,
@@ -251,6 +256,7 @@ class connect:
                 origin=self._origin,
                 user_agent=self._user_agent,
                 authorization=self._authorization,
+                compression=self._compression,
             )
             connection = await self._connect_transport(ws, url)
 
@@ -367,6 +373,9 @@ class WebSocket:
         self._max_queue = max_queue
         self._low_water = max(max_queue // 4, 1) if max_queue > 1 else 0
         self._overflow = overflow
+        self._text_as_bytes = text_as_bytes
+        self._loads = loads
+        self._max_message_size = max_message_size
         self._core = ClientProtocol(
             max_message_size=max_message_size,
             auto_pong=on_ping is None,
@@ -395,6 +404,15 @@ class WebSocket:
     # Opening
 
     def _open(self, connection: _Connection, accepted: Accepted) -> None:
+        if accepted.compression is not None:
+            # permessage-deflate is in force: the protocol core is made again with its parameters.
+            self._core = ClientProtocol(
+                max_message_size=self._max_message_size,
+                auto_pong=self._on_ping is None,
+                text_as_bytes=self._text_as_bytes,
+                loads=self._loads,
+                compression=accepted.compression,
+            )
         self._connection = connection
         self.response = accepted.response
         self.subprotocol = accepted.subprotocol
