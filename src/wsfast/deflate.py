@@ -97,8 +97,12 @@ class Negotiated:
     zlib_backend: ModuleType = zlib
 
     def decompressobj(self) -> Any:
-        """A raw inflater for the server's messages (its LZ77 window, RFC 7692 §7.1.2.1)."""
-        return self.zlib_backend.decompressobj(-self.server_max_window_bits)
+        """A raw inflater for the server's messages (its LZ77 window, RFC 7692 §7.1.2.1).
+
+        A window of 2**8 is inflated with 2**9: zlib compresses "8" with 9 bits anyway, and a larger
+        inflate window decodes everything a smaller one does.
+        """
+        return self.zlib_backend.decompressobj(-max(self.server_max_window_bits, 9))
 
     @property
     def agreed(self) -> str:
