@@ -38,7 +38,7 @@ from ._typing import BytesLike
 from .deflate import Deflate
 from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
-from .handshake import Accepted, ClientHandshake, Redirect, to_deflate
+from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
 from .http11 import Response
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
@@ -269,13 +269,15 @@ class WebSocketClient:
         url: WebSocketURL = self._url
         redirects = 0
         while True:
+            # Credentials go to the URL's own origin only, never to another host a redirect names.
+            same_origin = url.same_origin(self._url)
             handshake = ClientHandshake(
                 url,
-                headers=headers,
+                headers=headers if same_origin else without_credentials(headers),
                 subprotocols=self._subprotocols,
                 origin=self._origin,
                 user_agent=self._user_agent,
-                authorization=self._authorization,
+                authorization=self._authorization if same_origin else None,
                 compression=self._compression,
             )
             sock = open_connection(
@@ -377,16 +379,11 @@ class WebSocketClient:
         if self._raw_hook is not None:
             self._process_with_hook(sock, protocol, data, self._raw_hook)
             return
-        events = protocol.receive_data(data)
-        reply = protocol.data_to_send()
-        if reply:
-            self._write(sock, reply)
-        if protocol.failed:
-            # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
-            # half-close (not a full close, which turns into a RST while the server still streams and
-            # can destroy our CLOSE before it is read) lets the server see the close code.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+        # The protocol's state and its encoder are shared with sending threads: every change to them,
+        # and every write, happens under the write lock. Callbacks run outside it (they may send).
+        with self._write_lock:
+            events = protocol.receive_data(data)
+            self._flush(sock, protocol)
         callback = self._callback
         if not protocol.last_had_control:
             # Data messages only: hand them on without looking at their types.
@@ -400,30 +397,49 @@ class WebSocketClient:
         for event in events:
             self._deliver(event)
 
+    def _flush(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""
+        reply = protocol.data_to_send()
+        if reply:
+            sock.sendall(reply)
+        if protocol.failed:
+            # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
+            # half-close (not a full close, which turns into a RST while the server still streams and
+            # can destroy our CLOSE before it is read) lets the server see the close code.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_WR)
+
     def _process_with_hook(
         self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike, hook: RawHook
     ) -> None:
         """Show each event to the raw hook before the protocol acts on it, as the reference does."""
-        for event in protocol.receive_events(data):
+        with self._write_lock:
+            events = protocol.receive_events(data)
+        stopped = False
+        for event in events:
+            if stopped:
+                # After STOP nothing more is delivered, but the server's CLOSE still completes the
+                # closing handshake, so on_close reports the server's code rather than 1006.
+                if isinstance(event, Close):
+                    with self._write_lock:
+                        protocol.process(event)
+                        self._flush(sock, protocol)
+                continue
             action = self._call(hook, event)
             if action == FrameAction.SKIP:
                 continue  # no delivery, no automatic PONG, no close handling
             if action == FrameAction.STOP:
                 self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
-                break
-            deliver = protocol.process(event)
-            reply = protocol.data_to_send()
-            if reply:
-                self._write(sock, reply)
+                stopped = True
+                continue
+            with self._write_lock:
+                deliver = protocol.process(event)
+                self._flush(sock, protocol)
             if deliver:
                 self._deliver(event)
-        protocol.finish_receive()
-        reply = protocol.data_to_send()
-        if reply:
-            self._write(sock, reply)
-        if protocol.failed:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+        with self._write_lock:
+            protocol.finish_receive()
+            self._flush(sock, protocol)
 
     def _deliver(self, event: Any) -> None:
         """Hand one processed event to the matching callback."""
@@ -467,10 +483,6 @@ class WebSocketClient:
 
     # Sending
 
-    def _write(self, sock: socket.socket, data: bytes) -> None:
-        with self._write_lock:
-            sock.sendall(data)
-
     def _current(self) -> tuple[socket.socket, ClientProtocol]:
         sock, protocol = self._sock, self._protocol
         if sock is None or protocol is None:
@@ -479,8 +491,9 @@ class WebSocketClient:
 
     def _send_frame(self, build: Callable[[ClientProtocol], bytes]) -> None:
         sock, protocol = self._current()
-        # Frames are built and written under one lock, so frames from several threads never interleave
-        # and the masking-key pool is never shared unguarded.
+        # Frames are built and written under one lock, which the event thread also holds while the
+        # protocol reacts to received data: frames never interleave, and the protocol's state and its
+        # masking-key pool are never touched by two threads at once.
         with self._write_lock:
             frame = build(protocol)
             try:

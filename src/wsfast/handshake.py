@@ -26,6 +26,7 @@ __all__ = [
     "Redirect",
     "accept_key",
     "generate_key",
+    "without_credentials",
 ]
 
 # RFC 6455 §1.3: the GUID appended to the key before hashing.
@@ -77,6 +78,14 @@ def to_deflate(compression: Deflate | str | None) -> Deflate | None:
     if compression in ("deflate", "permessage-deflate"):
         return Deflate()
     raise ValueError(f"compression must be None, 'deflate' or a wsfast.Deflate, not {compression!r}")
+
+
+CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def without_credentials(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """*headers* minus those that carry credentials, for a redirect to another origin."""
+    return [(name, value) for name, value in headers if name.lower() not in CREDENTIAL_HEADERS]
 
 
 def _header_tokens(values: Iterable[str]) -> list[str]:

@@ -53,6 +53,10 @@ class WebSocketURL:
     def __str__(self) -> str:
         return self.safe_url()
 
+    def same_origin(self, other: WebSocketURL) -> bool:
+        """Whether *other* has the same scheme, host and port (RFC 6454 origins)."""
+        return (self.secure, self.host.lower(), self.port) == (other.secure, other.host.lower(), other.port)
+
     def join(self, location: str) -> WebSocketURL:
         """The URL a redirect's ``Location`` points to, resolved against this one.
 
@@ -68,8 +72,7 @@ class WebSocketURL:
         url = parse_url(f"{mapped}://{rest}")
         if self.secure and not url.secure:
             raise InvalidURL(f"refusing a redirect from wss:// to insecure {url.safe_url()}")
-        same_origin = (url.secure, url.host, url.port) == (self.secure, self.host, self.port)
-        if same_origin and url.username is None and self.username is not None:
+        if url.same_origin(self) and url.username is None and self.username is not None:
             # Credentials from the URL follow a redirect within the same origin, never to another one.
             url = dataclasses.replace(url, username=self.username, password=self.password)
         return url

@@ -41,7 +41,7 @@ from ..exceptions import (
     TooManyRedirects,
 )
 from ..frames import Close, CloseCode, Ping, Pong
-from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate
+from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
 from ..http11 import Response, ResponseParser
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url
@@ -249,13 +249,15 @@ class connect:
         url = self._url
         for _ in range(self._max_redirects + 1):
             ws = WebSocket(url, **self._options)  # type: ignore[arg-type]
+            # Credentials go to the URL's own origin only, never to another host a redirect names.
+            same_origin = url.same_origin(self._url)
             handshake = ClientHandshake(
                 url,
-                headers=self._headers,
+                headers=self._headers if same_origin else without_credentials(self._headers),
                 subprotocols=self._subprotocols,
                 origin=self._origin,
                 user_agent=self._user_agent,
-                authorization=self._authorization,
+                authorization=self._authorization if same_origin else None,
                 compression=self._compression,
             )
             connection = await self._connect_transport(ws, url)

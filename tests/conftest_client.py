@@ -1,0 +1,59 @@
+"""Fixtures for the protocol and client tests, loaded with ``pytest_plugins = ["conftest_client"]``.
+
+``codec_impl`` runs a test once per codec twin ("python", "cython"): it monkeypatches
+``wsfast.protocol.codec`` (which :class:`~wsfast.protocol.ClientProtocol` reads at construction) with the
+chosen twin's classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import os
+import sys
+import types
+
+import pytest
+
+import wsfast.protocol
+
+IMPLEMENTATIONS = ("python", "cython")
+_MODULES = {"python": "wsfast._codec_py", "cython": "wsfast._codec_c"}
+
+
+def extensions_disabled() -> bool:
+    return bool(os.environ.get("WSFAST_NO_EXTENSIONS")) or sys.implementation.name != "cpython"
+
+
+def load_codec(name: str) -> types.SimpleNamespace:
+    """The codec twin *name* as the namespace ``wsfast.protocol`` expects; skip/fail if unavailable."""
+    try:
+        module = importlib.import_module(_MODULES[name])
+        path = getattr(module, "__file__", None) or ""
+        if name == "cython" and not path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+            raise ImportError(f"{module.__name__} is not a compiled extension: {path!r}")
+    except ImportError as exc:
+        if name == "cython" and extensions_disabled():
+            pytest.skip(f"compiled twins disabled by WSFAST_NO_EXTENSIONS: {exc}")
+        pytest.fail(f"cannot import the {name} codec twin: {exc}", pytrace=False)
+    return types.SimpleNamespace(
+        name=name,
+        Decoder=module.Decoder,
+        Encoder=module.Encoder,
+        DEFAULT_MAX_MESSAGE_SIZE=module.DEFAULT_MAX_MESSAGE_SIZE,
+    )
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, ids=IMPLEMENTATIONS)
+def codec_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
+    impl = load_codec(request.param)
+    monkeypatch.setattr(
+        wsfast.protocol,
+        "codec",
+        types.SimpleNamespace(
+            Decoder=impl.Decoder,
+            Encoder=impl.Encoder,
+            DEFAULT_MAX_MESSAGE_SIZE=impl.DEFAULT_MAX_MESSAGE_SIZE,
+        ),
+    )
+    return impl
