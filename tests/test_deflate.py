@@ -326,3 +326,30 @@ def test_asyncio_client_against_aiohttp_with_compression(codec_impl: types.Simpl
             await runner.cleanup()
 
     _run(main())
+
+
+class TestExchangePayloads:
+    """wsfast.inflate: gzip / zlib / raw DEFLATE payloads inside binary messages (Huobi, OKX...)."""
+
+    @pytest.mark.parametrize("fmt", ["gzip", "zlib", "raw"])
+    def test_formats_explicit_and_detected(self, fmt: str) -> None:
+        import gzip
+
+        packed = {
+            "gzip": gzip.compress(ORDER_BOOK),
+            "zlib": zlib.compress(ORDER_BOOK),
+            "raw": deflate(ORDER_BOOK) + TAIL,
+        }[fmt]
+        assert wsfast.inflate(packed, format=fmt) == ORDER_BOOK
+        assert wsfast.inflate(packed) == ORDER_BOOK
+        assert wsfast.inflate(memoryview(packed)) == ORDER_BOOK
+
+    def test_bomb_guard_and_errors(self) -> None:
+        bomb = zlib.compress(b"\x00" * (8 * 2**20))
+        with pytest.raises(MessageTooBigError):
+            wsfast.inflate(bomb, max_size=2**20)
+        assert len(wsfast.inflate(bomb, max_size=None)) == 8 * 2**20
+        with pytest.raises(ValueError, match="not valid"):
+            wsfast.inflate(b"\x1f\x8bnot gzip")
+        with pytest.raises(ValueError, match="format"):
+            wsfast.inflate(b"", format="brotli")

@@ -17,7 +17,7 @@ from . import codec
 from .__version__ import __version__
 from ._impl import implementation
 from .client import WebSocketClient
-from .deflate import Deflate
+from .deflate import Deflate, inflate
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
@@ -71,6 +71,7 @@ __all__ = [
     "codec",
     "connect",
     "implementation",
+    "inflate",
 ]
 
 _ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})

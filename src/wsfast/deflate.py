@@ -266,3 +266,48 @@ class Compressor:
         if data.endswith(TAIL):
             data = data[: -len(TAIL)]
         return data
+
+
+def inflate(
+    data: bytes | bytearray | memoryview,
+    *,
+    format: str = "auto",
+    max_size: int | None = 64 * 2**20,
+    zlib_backend: ModuleType = zlib,
+) -> bytes:
+    """Decompress an exchange's application-level compressed payload (inside a BINARY message).
+
+    Some exchanges compress each message themselves instead of negotiating permessage-deflate: gzip
+    (Huobi/HTX), raw DEFLATE (OKX v3), zlib streams. ``format`` is ``"gzip"``, ``"zlib"``, ``"raw"`` or
+    ``"auto"`` (gzip or zlib by their headers, raw DEFLATE otherwise). The same pluggable backend as
+    permessage-deflate is used, and *max_size* bounds the output, so a small hostile payload cannot
+    expand into unbounded memory.
+
+    Raises:
+        ValueError: an unknown *format*, or data that does not decompress in that format.
+        MessageTooBigError: the output would exceed *max_size* (close code 1009).
+    """
+    view = memoryview(data)
+    if format == "auto":
+        head = bytes(view[:2])
+        if head[:2] == b"\x1f\x8b":
+            format = "gzip"
+        elif len(head) == 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0:
+            format = "zlib"
+        else:
+            format = "raw"
+    wbits = {"gzip": 16 + 15, "zlib": 15, "raw": -15}.get(format)
+    if wbits is None:
+        raise ValueError(f"format must be 'auto', 'gzip', 'zlib' or 'raw', not {format!r}")
+    inflater = zlib_backend.decompressobj(wbits)
+    try:
+        output: bytes = inflater.decompress(view, 0 if max_size is None else max_size + 1)
+        if max_size is None:
+            output += inflater.flush()
+    except Exception as exc:  # zlib.error, or the backend's equivalent
+        raise ValueError(f"not valid {format} data: {exc}") from None
+    if max_size is not None and len(output) > max_size:
+        from .exceptions import MessageTooBigError
+
+        raise MessageTooBigError(f"payload inflates to more than max_size={max_size} bytes")
+    return output
