@@ -353,3 +353,50 @@ class TestExchangePayloads:
             wsfast.inflate(b"\x1f\x8bnot gzip")
         with pytest.raises(ValueError, match="format"):
             wsfast.inflate(b"", format="brotli")
+
+
+class TestTwinsAgreeOnCompressedStreams:
+    """Hypothesis: random compressed/uncompressed, fragmented streams, random cuts, both twins agree."""
+
+    def test_random_streams(self) -> None:
+        from hypothesis import given
+        from hypothesis import strategies as st
+
+        from conftest import load_impl
+
+        twins = [load_impl("python"), load_impl("cython")]
+        message = st.tuples(
+            st.sampled_from([TEXT, BINARY]),
+            st.one_of(st.text(max_size=300).map(str.encode), st.binary(max_size=300)),
+            st.booleans(),  # compressed
+            st.integers(min_value=1, max_value=4),  # fragments
+        )
+
+        @given(st.lists(message, max_size=8), st.booleans(), st.lists(st.integers(1, 4000), max_size=6))
+        def check(messages: list[tuple[int, bytes, bool, int]], takeover: bool, cuts: list[int]) -> None:
+            compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+            stream = b""
+            for opcode, payload, compressed, pieces in messages:
+                if compressed:
+                    if not takeover:
+                        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+                    body = deflate(payload, compressor)
+                else:
+                    body = payload
+                step = max(1, -(-len(body) // pieces))
+                parts = [body[i : i + step] for i in range(0, len(body), step)] or [b""]
+                for index, part in enumerate(parts):
+                    last = index == len(parts) - 1
+                    code = opcode if index == 0 else CONT
+                    rsv = 0b100 if compressed and index == 0 else 0
+                    stream += frame(code, part, fin=last, rsv=rsv)
+            negotiated = Negotiated(server_no_context_takeover=not takeover)
+            outcomes = []
+            for twin in twins:
+                decoder = twin.Decoder(compression=negotiated)
+                from helpers import outcome
+
+                outcomes.append(outcome(decoder, stream, sorted(set(cuts))))
+            assert outcomes[0] == outcomes[1]
+
+        check()

@@ -91,8 +91,9 @@ cdef class Decoder:
     # progress is compressed (RSV1 on its first frame); its compressed size so far.
     cdef object _deflate
     cdef object _inflater
+    cdef object _decompressobj
+    cdef int _inflate_wbits
     cdef bint _compressed
-    cdef bint _reset_inflater
     cdef uint64_t _wire_len
     cdef int64_t _max_size             # -1: unlimited
     cdef int _state
@@ -134,8 +135,10 @@ cdef class Decoder:
         self._deflate = compression
         self._inflater = None
         self._compressed = False
-        self._reset_inflater = compression is not None and compression.server_no_context_takeover
         self._wire_len = 0
+        if compression is not None:
+            self._decompressobj = compression.zlib_backend.decompressobj
+            self._inflate_wbits = compression.inflate_wbits
         if loads is not None and not callable(loads):
             raise TypeError(f"loads must be callable, not {type(loads).__name__}")
         self._text_as_bytes = bool(text_as_bytes) or loads is not None
@@ -239,16 +242,26 @@ cdef class Decoder:
                 self.control_count += 1
             elif self._compressed:
                 take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
-                self._inflate(data + pos, take)
+                if self._fin and self._buffer_len == 0 and <uint64_t>take == self._remaining:
+                    # Fast path: the rest of a compressed message is here and nothing was inflated yet:
+                    # one inflate call with the tail appended, and its output is the message itself.
+                    pos += take
+                    self._remaining = 0
+                    self._compressed = False
+                    self._emit(out, self._inflate_whole(data + pos - take, take))
+                    self._message_opcode = 0
+                    self._state = READ_HEADER
+                    continue
+                output = self._inflate(data + pos, take, False)
+                self._append(<const uint8_t*>PyBytes_AS_STRING(output), len(output))
                 self._remaining -= take
                 pos += take
                 if self._remaining:
                     return 0
                 if self._fin:
                     # RFC 7692 §7.2.2: append 00 00 ff ff to the message's payload, then inflate it.
-                    self._inflate(<const uint8_t*>b"\x00\x00\xff\xff", 4)
-                    if self._reset_inflater:
-                        self._inflater = None
+                    output = self._inflate(<const uint8_t*>b"\x00\x00\xff\xff", 4, False)
+                    self._append(<const uint8_t*>PyBytes_AS_STRING(output), len(output))
                     self._compressed = False
                     self._finish_buffered(out)
             elif (self._buffer_len == 0 and self._fin and self._direct is None
@@ -298,27 +311,48 @@ cdef class Decoder:
             self._free_buffer()
         return 0
 
-    cdef int _inflate(self, const uint8_t* data, Py_ssize_t size) except -1:
-        """Inflate a piece of a compressed message into the buffer, never past max_message_size."""
+    cdef bytes _inflate(self, const uint8_t* data, Py_ssize_t size, bint with_tail):
+        """Inflate a piece of a compressed message (plus the tail), never past max_message_size.
+
+        The inflater is kept from message to message even with server_no_context_takeover: a server
+        that resets its compressor never refers back to earlier messages, so the window the inflater
+        keeps is never used, and it saves making an inflater per message.
+        """
         cdef Py_ssize_t limit = -1
         cdef bytes output
+        cdef bytes piece
         if self._inflater is None:
-            self._inflater = self._deflate.decompressobj()
+            self._inflater = self._decompressobj(self._inflate_wbits)
         if self._max_size >= 0:
             limit = <Py_ssize_t>min(<int64_t>self._max_size - self._buffer_len, <int64_t>PY_SSIZE_T_MAX - 1)
-        piece = PyMemoryView_FromMemory(<char*>data, size, PyBUF_READ)
+        if with_tail:
+            piece = PyBytes_FromStringAndSize(NULL, size + 4)
+            memcpy(PyBytes_AS_STRING(piece), data, size)
+            memcpy(PyBytes_AS_STRING(piece) + size, b"\x00\x00\xff\xff", 4)
+            source = piece
+        else:
+            source = PyMemoryView_FromMemory(<char*>data, size, PyBUF_READ)
         try:
             # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
-            output = self._inflater.decompress(piece, 0 if limit < 0 else limit + 1)
+            output = self._inflater.decompress(source, 0 if limit < 0 else limit + 1)
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit >= 0 and len(output) > limit:
             raise MessageTooBigError(
                 f"message inflates to more than max_message_size={self._max_size} bytes"
             )
-        if len(output):
-            self._append(<const uint8_t*>PyBytes_AS_STRING(output), len(output))
-        return 0
+        return output
+
+    cdef object _inflate_whole(self, const uint8_t* data, Py_ssize_t size):
+        """A whole compressed message in one inflate call; the output bytes become the message."""
+        cdef bytes output = self._inflate(data, size, True)
+        cdef Py_ssize_t bad
+        if self._message_opcode == OP_BINARY:
+            return output
+        bad = utf8_scan(&self._utf8, <const uint8_t*>PyBytes_AS_STRING(output), len(output))
+        if bad >= 0:
+            raise InvalidUTF8Error(f"invalid UTF-8 at byte {bad} of a text message")
+        return self._validated_text(<const uint8_t*>PyBytes_AS_STRING(output), len(output), output)
 
     cdef Py_ssize_t _check_header_start(self, uint8_t first, uint8_t second) except -1:
         """Apply every rule the first two header bytes decide; return the header size."""

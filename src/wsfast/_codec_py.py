@@ -206,9 +206,9 @@ class Decoder:
                 if self._remaining:
                     return
                 if self._fin:
-                    self._inflate(memoryview(TAIL))  # RFC 7692 §7.2.2: append 00 00 ff ff, then inflate
-                    if self._deflate is not None and self._deflate.server_no_context_takeover:
-                        self._inflater = None
+                    # RFC 7692 §7.2.2: append 00 00 ff ff, then inflate. The inflater is kept even with
+                    # server_no_context_takeover: that server never refers back to earlier messages.
+                    self._inflate(memoryview(TAIL))
                     self._compressed = False
                     self._emit(out, self._finish_message())
             elif self._fin and self._remaining <= available and not self._buffer and not self._text:

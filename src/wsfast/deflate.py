@@ -96,13 +96,18 @@ class Negotiated:
     mem_level: int = 8
     zlib_backend: ModuleType = zlib
 
-    def decompressobj(self) -> Any:
-        """A raw inflater for the server's messages (its LZ77 window, RFC 7692 §7.1.2.1).
+    @property
+    def inflate_wbits(self) -> int:
+        """The ``wbits`` of a raw inflater for the server's messages (its window, RFC 7692 §7.1.2.1).
 
         A window of 2**8 is inflated with 2**9: zlib compresses "8" with 9 bits anyway, and a larger
         inflate window decodes everything a smaller one does.
         """
-        return self.zlib_backend.decompressobj(-max(self.server_max_window_bits, 9))
+        return -max(self.server_max_window_bits, 9)
+
+    def decompressobj(self) -> Any:
+        """A raw inflater for the server's messages."""
+        return self.zlib_backend.decompressobj(self.inflate_wbits)
 
     @property
     def agreed(self) -> str:
