@@ -17,6 +17,7 @@ import struct
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +45,9 @@ def pytest_collect_file(file_path, parent):
 OP_CONT, OP_TEXT, OP_BINARY = 0x0, 0x1, 0x2
 
 
-def server_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
-    """One unmasked (server -> client) frame with minimal length encoding."""
-    b0 = (0x80 if fin else 0) | opcode
+def server_frame(opcode: int, payload: bytes, fin: bool = True, rsv1: bool = False) -> bytes:
+    """One unmasked (server -> client) frame with minimal length encoding (RSV1: compressed message)."""
+    b0 = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
     n = len(payload)
     if n < 126:
         header = struct.pack("!BB", b0, n)
@@ -75,6 +76,9 @@ class Scenario:
     chunks: list  # list[bytes], 64 KiB each (last one shorter)
     expected: list  # list[str | bytes], the messages in wire order
     nbytes: int  # stream size
+    # permessage-deflate scenarios: each message's compressed payload as sent (tail 00 00 ff ff removed)
+    payloads: list | None = None
+    takeover: bool = True  # permessage-deflate context takeover (one compressor for the stream)
 
     def check(self, messages) -> None:
         """Fail loudly if an adapter returned anything but the expected messages."""
@@ -118,8 +122,11 @@ def _trade_messages(n: int, seed: int = 1) -> list[str]:
 
 def _order_book_4m() -> str:
     """A ~4 MiB depth snapshot: ASCII JSON of [price, quantity] string pairs, as exchanges send."""
-    rnd = random.Random(3)
-    target = 4 * 2**20
+    return _order_book(4 * 2**20, seed=3)
+
+
+def _order_book(target: int, seed: int) -> str:
+    rnd = random.Random(seed)
     parts: list[str] = []
     size = 0
     price = 97_000.0
@@ -183,7 +190,44 @@ def _build(name: str) -> Scenario:
         text = _text_4m() if "multibyte" in name else _order_book_4m()
         stream = fragmented(OP_TEXT, text.encode(), frag)
         return Scenario(name, chunked(stream), [text], len(stream))
+    if name.startswith("deflate-"):
+        return _build_deflate(name)
     raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- permessage-deflate
+DEFLATE_TAIL = b"\x00\x00\xff\xff"  # RFC 7692 §7.2.1: removed from each compressed message
+DEFLATE_LEVEL = 6  # zlib's default (Z_DEFAULT_COMPRESSION), what websockets/aiohttp servers use
+ORDERBOOK_SNAPSHOTS = 4  # 1 MiB each
+
+
+def deflate_messages(payloads: list[bytes], takeover: bool, level: int = DEFLATE_LEVEL) -> list[bytes]:
+    """Compress messages as a permessage-deflate server does (RFC 7692 §7.2.1): raw DEFLATE, 32 KiB
+    window, Z_SYNC_FLUSH after each message, trailing 00 00 ff ff removed.  takeover: one compressor
+    for the stream; else a fresh one per message (server_no_context_takeover)."""
+    out = []
+    compressor = None
+    for payload in payloads:
+        if compressor is None or not takeover:
+            compressor = zlib.compressobj(level, zlib.DEFLATED, -15)
+        data = compressor.compress(payload) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        assert data.endswith(DEFLATE_TAIL)
+        out.append(data[: -len(DEFLATE_TAIL)])
+    return out
+
+
+def _build_deflate(name: str) -> Scenario:
+    if name in ("deflate-small-json-takeover", "deflate-small-json-no-takeover"):
+        msgs = _trade_messages(10_000)
+        takeover = name.endswith("-takeover") and not name.endswith("-no-takeover")
+    elif name == "deflate-orderbook":
+        msgs = [_order_book(2**20, seed=10 + i) for i in range(ORDERBOOK_SNAPSHOTS)]
+        takeover = True
+    else:
+        raise KeyError(name)
+    compressed = deflate_messages([m.encode() for m in msgs], takeover)
+    stream = b"".join(server_frame(OP_TEXT, c, rsv1=True) for c in compressed)
+    return Scenario(name, chunked(stream), msgs, len(stream), payloads=compressed, takeover=takeover)
 
 
 class _Scenarios:
@@ -289,10 +333,15 @@ def make_loop():
 
 
 def pytest_terminal_summary(terminalreporter):
-    """Print the e2e rates and ratios (bench_e2e.REPORT) after the benchmark tables."""
-    module = sys.modules.get("bench_e2e")
-    lines = getattr(module, "summary_lines", lambda: [])()
-    if lines:
-        terminalreporter.write_sep("=", "e2e rates and ratios (bench_e2e.py)")
-        for line in lines:
-            terminalreporter.write_line(line)
+    """Print the e2e rates and ratios (bench_e2e.REPORT) and the permessage-deflate ratios
+    (bench_deflate.REPORT) after the benchmark tables."""
+    for name, title in (
+        ("bench_e2e", "e2e rates and ratios (bench_e2e.py)"),
+        ("bench_deflate", "permessage-deflate ratios and zlib share (bench_deflate.py)"),
+    ):
+        module = sys.modules.get(name)
+        lines = getattr(module, "summary_lines", lambda: [])()
+        if lines:
+            terminalreporter.write_sep("=", title)
+            for line in lines:
+                terminalreporter.write_line(line)

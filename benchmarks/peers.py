@@ -50,9 +50,9 @@ CONTENDERS = list(REQUIRES)
 class WsfastAdapter:
     """``Decoder.feed(chunk)`` returns the complete messages in that chunk."""
 
-    def __init__(self, module_name: str):
+    def __init__(self, module_name: str, compression=None):
         mod = importlib.import_module(module_name)
-        self._decoder = mod.Decoder(max_message_size=None)
+        self._decoder = mod.Decoder(max_message_size=None, compression=compression)
         self.last: list = []
 
     def parse(self, chunks) -> int:
@@ -110,6 +110,9 @@ class _FakeAsyncioTransport(asyncio.Transport):
 
     def get_write_buffer_size(self):
         return 0
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        pass
 
     def pause_reading(self):
         pass
@@ -274,13 +277,13 @@ class _FakeAiohttpProtocol:
 
 
 class AiohttpAdapter:
-    def __init__(self):
+    def __init__(self, compress: bool = False):
         from aiohttp._websocket.reader_c import WebSocketDataQueue, WebSocketReader
         from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
         self._loop = asyncio.new_event_loop()
         self._queue = WebSocketDataQueue(_FakeAiohttpProtocol(), DEFAULT_CHUNK_SIZE, loop=self._loop)
-        self._reader = WebSocketReader(self._queue, MAX_SIZE, compress=False, decode_text=True)
+        self._reader = WebSocketReader(self._queue, MAX_SIZE, compress=compress, decode_text=True)
         self.last: list = []
 
     def parse(self, chunks) -> int:
@@ -330,7 +333,7 @@ _WS_MAX_FRAGMENTS = 1 << 20
 
 
 class WebsocketsAdapter:
-    def __init__(self):
+    def __init__(self, extensions=()):
         os.environ.setdefault("WEBSOCKETS_MAX_FRAGMENTS", str(_WS_MAX_FRAGMENTS))
         import websockets.asyncio.messages as ws_messages
         from websockets.client import ClientProtocol
@@ -343,6 +346,8 @@ class WebsocketsAdapter:
 
         self._data_opcodes = DATA_OPCODES
         self._proto = ClientProtocol(parse_uri("ws://localhost/"), state=State.OPEN, max_size=MAX_SIZE)
+        # What ClientProtocol.process_response() stores after a handshake that negotiated them.
+        self._proto.extensions = list(extensions)
         self._loop = asyncio.new_event_loop()
 
         async def build():  # SimpleQueue() needs a running loop
@@ -467,6 +472,209 @@ def make_adapter(name: str):
         return WebsocketsAdapter()
     if name == "wsproto":
         return WsprotoAdapter()
+    raise KeyError(name)
+
+
+# --------------------------------------------------------------------------- permessage-deflate
+# bench_deflate.py: the same receive paths with permessage-deflate (RFC 7692) in force.  Every contender
+# is configured from the *same* server answer, run through that library's own negotiation code, so
+# each ends up exactly as its client would after the handshake:
+#
+# * wsfast: wsfast.deflate.Deflate().negotiate([answer]) -> Negotiated, given to Decoder(compression=).
+# * websockets: the factory websockets.asyncio.client.connect(compression="deflate") uses
+#   (enable_client_permessage_deflate(None)), .process_response_params() on the parsed answer -> the
+#   PerMessageDeflate extension, stored in ClientProtocol.extensions as process_response() does.
+#   Frame.parse() then runs extension.decode(frame, max_size=...) on every frame.
+# * aiohttp: ws_ext_parse(answer) -> (compress, notakeover) as ClientSession._ws_connect does, then
+#   WebSocketReader(queue, max_msg_size, compress=bool(compress)).  (notakeover only concerns
+#   aiohttp's writer; its reader keeps one decompressor, which decodes no-takeover streams too.)
+# * picows-websockets: picows' websockets-compatible layer (picows.websockets.asyncio, compiled): the
+#   real picows WSProtocol on a fake transport, whose 101 answer carries the extension header; the
+#   listener factory is the one picows.websockets.connect() installs (Request/Response.from_picows,
+#   configure_permessage_deflate(response, "deflate"), ClientConnection(...) with connect()'s
+#   defaults, max_size=64 MiB, no keepalive task).  Messages are taken with ClientConnection.recv(),
+#   stepped like an asyncio Task: when the queue is empty it suspends on its waiter future and is
+#   resumed once a later chunk has completed that future.
+
+DEFLATE_ANSWERS = {
+    True: "permessage-deflate",  # context takeover
+    False: "permessage-deflate; server_no_context_takeover",
+}
+
+DEFLATE_REQUIRES = {
+    "wsfast-c": "wsfast._codec_c",
+    "wsfast-py": "wsfast._codec_py",
+    "picows-websockets": "picows.websockets.asyncio.connection",
+    "aiohttp": "aiohttp._websocket.reader_c",
+    "websockets": "websockets.extensions.permessage_deflate",
+}
+
+DEFLATE_CONTENDERS = list(DEFLATE_REQUIRES)
+
+
+def wsfast_negotiated(answer: str, zlib_backend=None):
+    """wsfast's Negotiated parameters for the server's Sec-WebSocket-Extensions *answer*."""
+    import zlib
+
+    from wsfast.deflate import Deflate
+
+    negotiated = Deflate(zlib_backend=zlib_backend or zlib).negotiate([answer])
+    assert negotiated is not None, answer
+    return negotiated
+
+
+class PicowsWebsocketsAdapter:
+    def __init__(self, answer: str):
+        from picows import picows as pw
+        from picows.websockets.asyncio.connection import ClientConnection
+        from picows.websockets.asyncio.negotiation import configure_permessage_deflate
+        from picows.websockets.compat import Request, Response
+
+        logger = logging.getLogger("wsfast.bench.picows-websockets")
+        logger.setLevel(logging.ERROR)
+        logger.propagate = False
+        self._loop = asyncio.new_event_loop()
+        self._tr = _FakeAsyncioTransport()
+        made: list = []
+
+        def listener_factory(request, response):
+            # picows.websockets.asyncio.client._Connect._connect's listener_factory, connect() defaults
+            # except max_size (64 MiB like every contender) and ping_interval (no keepalive task).
+            wrapped_response = Response.from_picows(response)
+            connection = ClientConnection(
+                request=Request.from_picows(request),
+                response=wrapped_response,
+                subprotocol=None,
+                permessage_deflate=configure_permessage_deflate(wrapped_response, "deflate"),
+                ping_interval=None,
+                ping_timeout=None,
+                close_timeout=10,
+                max_queue=16,
+                write_limit=32768,
+                max_message_size=MAX_SIZE,
+                max_frame_size=MAX_SIZE,
+                logger=logger,
+            )
+            made.append(connection)
+            return connection
+
+        async def handshake():  # WSProtocol and ClientConnection need a running loop
+            proto = pw.WSProtocol(
+                "localhost:9",
+                "/",
+                True,  # is_client_side
+                listener_factory,
+                logger,
+                True,  # disconnect_on_exception
+                None,  # websocket_handshake_timeout
+                False,  # enable_auto_ping (picows.websockets.connect passes False)
+                10,
+                10,
+                pw.WSAutoPingStrategy.PING_WHEN_IDLE,
+                True,  # enable_auto_pong
+                MAX_SIZE,  # max_frame_size
+                None,  # extra_headers
+                16 * 1024,  # read_buffer_init_size (ws_connect default)
+            )
+            proto.connection_made(self._tr)
+            request = b"".join(self._tr.written)
+            assert b"sec-websocket-key" in request.lower(), request
+            key = next(
+                line.partition(b":")[2].strip()
+                for line in request.split(b"\r\n")
+                if line.partition(b":")[0].strip().lower() == b"sec-websocket-key"
+            )
+            accept = base64.b64encode(hashlib.sha1(key + _WS_GUID).digest())
+            response = (
+                b"HTTP/1.1 101 Switching Protocols\r\n"
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n"
+                b"Sec-WebSocket-Extensions: " + answer.encode() + b"\r\n\r\n"
+            )
+            buf = proto.get_buffer(-1)
+            buf[: len(response)] = response
+            proto.buffer_updated(len(response))
+            return proto
+
+        self._proto = self._loop.run_until_complete(handshake())
+        assert self._proto.transport.response is not None, "picows handshake failed"
+        assert len(made) == 1, "listener factory not used"
+        assert self._proto.listener is made[0], "listener factory not used"
+        self._conn = made[0]
+        self._pending = None  # a recv() coroutine suspended on its waiter future
+        self._waiter = None
+        self.last: list = []
+
+    def parse(self, chunks) -> int:
+        out: list = []
+        append = out.append
+        get_buffer = self._proto.get_buffer
+        buffer_updated = self._proto.buffer_updated
+        recv = self._conn.recv
+        pending, waiter = self._pending, self._waiter
+        for chunk in chunks:
+            n = len(chunk)
+            view = memoryview(chunk)
+            pos = 0
+            while pos < n:  # the recv_into() (see PicowsAdapter)
+                buf = get_buffer(-1)
+                take = min(len(buf), n - pos)
+                buf[:take] = view[pos : pos + take]
+                buffer_updated(take)
+                pos += take
+            if waiter is not None and not waiter.done():
+                continue  # no message completed yet: the Task would stay asleep
+            while True:
+                coro = pending if pending is not None else recv()
+                pending = waiter = None
+                try:
+                    waiter = coro.send(None)
+                except StopIteration as stop:
+                    append(stop.value)
+                else:
+                    pending = coro  # queue empty: suspended on the waiter until a frame arrives
+                    break
+        self._pending, self._waiter = pending, waiter
+        if self._proto.transport.is_close_frame_sent:
+            raise RuntimeError("picows.websockets rejected the stream (sent CLOSE)")
+        self.last = out
+        return len(out)
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.close()
+        self._tr.sock.close()
+        self._loop.close()
+
+
+def make_deflate_adapter(name: str, takeover: bool, zlib_backend=None):
+    """Adapter for contender ``name`` with permessage-deflate negotiated (ImportError if not installed)."""
+    importlib.import_module(DEFLATE_REQUIRES[name])
+    answer = DEFLATE_ANSWERS[takeover]
+    if zlib_backend is not None and not name.startswith("wsfast"):
+        raise ValueError("zlib_backend= is for the wsfast contenders")
+    if name == "wsfast-c":
+        return WsfastAdapter("wsfast._codec_c", wsfast_negotiated(answer, zlib_backend))
+    if name == "wsfast-py":
+        return WsfastAdapter("wsfast._codec_py", wsfast_negotiated(answer, zlib_backend))
+    if name == "picows-websockets":
+        return PicowsWebsocketsAdapter(answer)
+    if name == "aiohttp":
+        from aiohttp.http_websocket import ws_ext_parse
+
+        compress, _notakeover = ws_ext_parse(answer)
+        assert compress == 15, answer
+        return AiohttpAdapter(compress=bool(compress))
+    if name == "websockets":
+        from websockets.extensions.permessage_deflate import enable_client_permessage_deflate
+        from websockets.headers import parse_extension
+
+        (factory,) = enable_client_permessage_deflate(None)
+        ((ext_name, params),) = parse_extension(answer)
+        assert ext_name == factory.name, answer
+        extension = factory.process_response_params(params, [])
+        assert extension.remote_no_context_takeover is (not takeover), extension
+        return WebsocketsAdapter(extensions=[extension])
     raise KeyError(name)
 
 
