@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 import wsfast
-from helpers import BINARY, CONT, PING, TEXT, decode_variants, frame
+from helpers import BINARY, CONT, PING, TEXT, decode_variants, frame, outcome
 from wsfast import Deflate, InvalidCompressedDataError, InvalidHeader, MessageTooBigError, ProtocolError
 from wsfast.deflate import Compressor, Negotiated, NegotiationError, parse_extensions
 from wsfast.handshake import ClientHandshake, accept_key
@@ -392,10 +392,8 @@ class TestTwinsAgreeOnCompressedStreams:
                     stream += frame(code, part, fin=last, rsv=rsv)
             negotiated = Negotiated(server_no_context_takeover=not takeover)
             outcomes = []
-            for twin in twins:
+            for twin in implementations:
                 decoder = twin.Decoder(compression=negotiated)
-                from helpers import outcome
-
                 outcomes.append(outcome(decoder, stream, sorted(set(cuts))))
             assert outcomes[0] == outcomes[1]
 
