@@ -358,13 +358,11 @@ class TestExchangePayloads:
 class TestTwinsAgreeOnCompressedStreams:
     """Hypothesis: random compressed/uncompressed, fragmented streams, random cuts, both twins agree."""
 
-    def test_random_streams(self) -> None:
+    def test_random_streams(self, twins: types.SimpleNamespace) -> None:
         from hypothesis import given
         from hypothesis import strategies as st
 
-        from conftest import load_impl
-
-        twins = [load_impl("python"), load_impl("cython")]
+        implementations = [twins.python, twins.cython]
         message = st.tuples(
             st.sampled_from([TEXT, BINARY]),
             st.one_of(st.text(max_size=300).map(str.encode), st.binary(max_size=300)),
