@@ -29,6 +29,34 @@ def _build_mode() -> str:
     return mode
 
 
+def _have_zlib() -> bool:
+    """Whether zlib's header and library are there, so the compiled codec can inflate through zlib's C
+    API (``WSFAST_ZLIB=yes|no|auto``). Without them it inflates through the :mod:`zlib` module."""
+    mode = os.environ.get("WSFAST_ZLIB", "auto").strip().lower() or "auto"
+    if mode == "no" or (mode == "auto" and sys.platform == "win32"):
+        return False
+    import tempfile
+
+    from setuptools._distutils.ccompiler import new_compiler
+    from setuptools._distutils.sysconfig import customize_compiler
+
+    compiler = new_compiler()
+    customize_compiler(compiler)
+    with tempfile.TemporaryDirectory() as folder:
+        source = os.path.join(folder, "zlib_probe.c")
+        with open(source, "w") as probe:
+            probe.write("#include <zlib.h>\nint main(void) { return zlibVersion()[0] == 0; }\n")
+        try:
+            objects = compiler.compile([source], output_dir=folder)
+            compiler.link_executable(objects, os.path.join(folder, "zlib_probe"), libraries=["z"])
+        except Exception:
+            if mode == "yes":
+                raise
+            print("wsfast: zlib.h not found; the compiled codec inflates through the zlib module")
+            return False
+    return True
+
+
 def _extensions() -> list[Extension]:
     from Cython.Build import cythonize
 
@@ -41,12 +69,15 @@ def _extensions() -> list[Extension]:
         cflags = ["-O3", "-g0", "-DNDEBUG"]
     extra = os.environ.get("WSFAST_EXTRA_CFLAGS", "").split()
     ldflags = os.environ.get("WSFAST_EXTRA_LDFLAGS", "").split()
+    zlib = _have_zlib()
     extensions = [
         Extension(
             f"wsfast.{name}",
             [f"src/wsfast/{name}.pyx"],
             extra_compile_args=cflags + extra,
             extra_link_args=ldflags,
+            define_macros=[("WSFAST_HAVE_ZLIB", "1")] if zlib and name == "_codec_c" else [],
+            libraries=["z"] if zlib and name == "_codec_c" else [],
         )
         for name in MODULES
     ]

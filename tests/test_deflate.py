@@ -396,3 +396,29 @@ class TestTwinsAgreeOnCompressedStreams:
             assert outcomes[0] == outcomes[1]
 
         check()
+
+
+class TestBackends:
+    """The compiled twin inflates through zlib's C API with the standard zlib, and through the backend
+    module's decompressobj() otherwise (isal, zlib-ng): both paths, same results."""
+
+    PROXY = types.SimpleNamespace(
+        decompressobj=zlib.decompressobj, compressobj=zlib.compressobj, DEFLATED=zlib.DEFLATED
+    )
+
+    @pytest.mark.parametrize("backend", ["zlib", "module-api"])
+    def test_paths_agree(self, impl: Any, backend: str) -> None:
+        zlib_backend: Any = zlib if backend == "zlib" else self.PROXY
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        stream = b"".join(rsv1_frame(TEXT, deflate(ORDER_BOOK, compressor)) for _ in range(3))
+        last = deflate(ORDER_BOOK, compressor)
+        stream += rsv1_frame(BINARY, last[:7], fin=False) + frame(CONT, last[7:])
+        negotiated = Negotiated(zlib_backend=zlib_backend)
+        messages, error = decode_variants(lambda: impl.Decoder(compression=negotiated), stream)
+        assert error is None
+        assert messages == [ORDER_BOOK.decode()] * 3 + [ORDER_BOOK]
+        bomb = deflate(b"\x00" * 2**22)
+        with pytest.raises(MessageTooBigError):
+            impl.Decoder(max_message_size=2**20, compression=negotiated).feed(rsv1_frame(BINARY, bomb))
+        with pytest.raises(InvalidCompressedDataError):
+            impl.Decoder(compression=negotiated).feed(rsv1_frame(BINARY, b"\xff\xff\xff\xff"))

@@ -15,7 +15,7 @@ from cpython.pyport cimport PY_SSIZE_T_MAX
 from cpython.unicode cimport PyUnicode_AsUTF8String, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 from ._kernels cimport Utf8State, mask_copy, utf8_reset, utf8_scan
 
@@ -24,7 +24,50 @@ cdef extern from "Python.h":
     object PyUnicode_New(Py_ssize_t size, Py_UCS4 maxchar)
     void* PyUnicode_DATA(object unicode)
 
+
+# zlib's C API, when the build found zlib (setup.py defines WSFAST_HAVE_ZLIB); otherwise stand-ins that are
+# never called, and the codec inflates through the zlib module (or any backend module) instead.
+cdef extern from *:
+    """
+    #ifdef WSFAST_HAVE_ZLIB
+    #include <zlib.h>
+    #define WSFAST_ZLIB 1
+    #else
+    #define WSFAST_ZLIB 0
+    typedef struct {
+        const unsigned char *next_in; unsigned int avail_in; unsigned long total_in;
+        unsigned char *next_out; unsigned int avail_out; unsigned long total_out;
+        const char *msg; void *state; void *zalloc; void *zfree; void *opaque;
+        int data_type; unsigned long adler; unsigned long reserved;
+    } z_stream;
+    #define Z_OK 0
+    #define Z_STREAM_END 1
+    #define Z_BUF_ERROR (-5)
+    #define Z_SYNC_FLUSH 2
+    static int inflateInit2(z_stream *s, int w) { (void)s; (void)w; return -6; }
+    static int inflate(z_stream *s, int f) { (void)s; (void)f; return -2; }
+    static int inflateReset(z_stream *s) { (void)s; return -2; }
+    static int inflateEnd(z_stream *s) { (void)s; return 0; }
+    #endif
+    """
+    int WSFAST_ZLIB
+    ctypedef struct z_stream:
+        const unsigned char* next_in
+        unsigned int avail_in
+        unsigned char* next_out
+        unsigned int avail_out
+        const char* msg
+    int Z_OK
+    int Z_STREAM_END
+    int Z_BUF_ERROR
+    int Z_SYNC_FLUSH
+    int inflateInit2(z_stream* strm, int window_bits) nogil
+    int inflate(z_stream* strm, int flush) nogil
+    int inflateReset(z_stream* strm) nogil
+    int inflateEnd(z_stream* strm) nogil
+
 import os
+import zlib
 from operator import index
 
 from .exceptions import (
@@ -93,6 +136,11 @@ cdef class Decoder:
     cdef object _inflater
     cdef object _decompressobj
     cdef int _inflate_wbits
+    # With the standard zlib backend and a build that found zlib, inflate straight into the reassembly
+    # buffer through zlib's C API: no Python call and no intermediate bytes per piece.
+    cdef bint _c_zlib
+    cdef bint _zstream_ready
+    cdef z_stream _zstream
     cdef bint _compressed
     cdef uint64_t _wire_len
     cdef int64_t _max_size             # -1: unlimited
@@ -139,6 +187,7 @@ cdef class Decoder:
         if compression is not None:
             self._decompressobj = compression.zlib_backend.decompressobj
             self._inflate_wbits = compression.inflate_wbits
+            self._c_zlib = WSFAST_ZLIB and compression.zlib_backend is zlib
         if loads is not None and not callable(loads):
             raise TypeError(f"loads must be callable, not {type(loads).__name__}")
         self._text_as_bytes = bool(text_as_bytes) or loads is not None
@@ -154,6 +203,8 @@ cdef class Decoder:
 
     def __dealloc__(self):
         free(self._buffer)
+        if self._zstream_ready:
+            inflateEnd(&self._zstream)
 
     @property
     def max_message_size(self):
@@ -240,6 +291,18 @@ cdef class Decoder:
                     return 0
                 out.append(self._control_frame())
                 self.control_count += 1
+            elif self._compressed and self._c_zlib:
+                take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
+                self._inflate_c(data + pos, take)
+                self._remaining -= take
+                pos += take
+                if self._remaining:
+                    return 0
+                if self._fin:
+                    # RFC 7692 §7.2.2: append 00 00 ff ff to the message's payload, then inflate it.
+                    self._inflate_c(<const uint8_t*>b"\x00\x00\xff\xff", 4)
+                    self._compressed = False
+                    self._finish_buffered(out)
             elif self._compressed:
                 take = <Py_ssize_t>min(self._remaining, <uint64_t>available)
                 if self._fin and self._buffer_len == 0 and <uint64_t>take == self._remaining:
@@ -342,6 +405,65 @@ cdef class Decoder:
                 f"message inflates to more than max_message_size={self._max_size} bytes"
             )
         return output
+
+    cdef int _inflate_c(self, const uint8_t* data, Py_ssize_t size) except -1:
+        """Inflate a piece of a compressed message straight into the reassembly buffer (zlib's C API),
+        never past max_message_size, validating text as it comes out."""
+        cdef Py_ssize_t start = self._buffer_len
+        cdef Py_ssize_t bound = PY_SSIZE_T_MAX if self._max_size < 0 else <Py_ssize_t>self._max_size + 1
+        cdef Py_ssize_t room
+        cdef Py_ssize_t capacity
+        cdef Py_ssize_t bad
+        cdef unsigned int given
+        cdef void* grown
+        cdef int rc
+        if not self._zstream_ready:
+            memset(&self._zstream, 0, sizeof(z_stream))
+            if inflateInit2(&self._zstream, self._inflate_wbits) != Z_OK:
+                raise MemoryError("zlib could not start an inflater")
+            self._zstream_ready = True
+        self._zstream.next_in = data
+        self._zstream.avail_in = <unsigned int>size  # pieces are at most one read: far below 4 GiB
+        while True:
+            room = self._buffer_cap - self._buffer_len
+            if room < 4096 and self._buffer_cap < bound:
+                # Geometric growth, never past max_message_size + 1 (which is how excess is seen).
+                capacity = min(max(self._buffer_cap * 2, self._buffer_len + 4 * size + 4096), bound)
+                grown = realloc(self._buffer, capacity)
+                if grown == NULL:
+                    raise MemoryError()
+                self._buffer = <uint8_t*>grown
+                self._buffer_cap = capacity
+                room = capacity - self._buffer_len
+            room = min(room, bound - self._buffer_len, 0x40000000)
+            self._zstream.next_out = self._buffer + self._buffer_len
+            self._zstream.avail_out = <unsigned int>room
+            given = self._zstream.avail_out
+            with nogil:
+                rc = inflate(&self._zstream, Z_SYNC_FLUSH)
+            self._buffer_len += given - self._zstream.avail_out
+            if self._buffer_len >= bound and bound != PY_SSIZE_T_MAX:
+                raise MessageTooBigError(
+                    f"message inflates to more than max_message_size={self._max_size} bytes"
+                )
+            if rc == Z_STREAM_END:
+                # A final DEFLATE block (BFINAL): the next message starts a new stream (RFC 7692 §7.2.3.3).
+                inflateReset(&self._zstream)
+                if self._zstream.avail_in == 0:
+                    break
+            elif rc != Z_OK and rc != Z_BUF_ERROR:
+                message = (<bytes>self._zstream.msg).decode("utf-8", "replace") if self._zstream.msg else rc
+                raise InvalidCompressedDataError(f"invalid compressed data: {message}")
+            elif self._zstream.avail_in == 0 and self._zstream.avail_out != 0:
+                break
+            elif rc == Z_BUF_ERROR and self._zstream.avail_out != 0:
+                break  # no progress possible: everything given was consumed
+        if self._message_opcode == OP_TEXT and self._buffer_len > start:
+            # RFC 6455 §8.1: fail fast on the inflated text too.
+            bad = utf8_scan(&self._utf8, self._buffer + start, self._buffer_len - start)
+            if bad >= 0:
+                raise InvalidUTF8Error(f"invalid UTF-8 at byte {start + bad} of a text message")
+        return 0
 
     cdef object _inflate_whole(self, const uint8_t* data, Py_ssize_t size):
         """A whole compressed message in one inflate call; the output bytes become the message."""
