@@ -431,3 +431,53 @@ class TestHandshake:
 
             run(main)
             assert proxy.tunnels == 1
+
+
+async def echo_all(ws: Any) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+class TestStrictOrder:
+    """A valid message before a bad frame is handled (and can be answered) before the connection fails:
+    Autobahn's "strict" verdict (cases 3.x, 4.x, 5.15...)."""
+
+    BAD = server_frame(0x1, b"good") + server_frame(0x1, b"bad", rsv=0b010)
+
+    def _server_saw(self, server: RawServer) -> list[tuple[int, Any]]:
+        server.wait_finished()
+        return [
+            (f.opcode, f.payload if f.opcode != 0x8 else f.close_code) for f in server.connections[0].frames
+        ]
+
+    def test_iterator_answer_goes_out_before_the_close(self, run: Any) -> None:
+        with RawServer(accept_then(self.BAD, then="read")) as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    with pytest.raises(ConnectionClosedError) as info:
+                        await echo_all(ws)
+                    assert info.value.code == 1002
+
+            run(main)
+            assert self._server_saw(server) == [(0x1, b"good"), (0x8, 1002)]
+
+    def test_inline_answer_goes_out_before_the_close(self, run: Any) -> None:
+        def handler(conn: Any) -> None:
+            conn.accept()
+            conn.read_frame()  # the client's "go": it is ready and knows its WebSocket object
+            conn.send(self.BAD)
+            conn.read_until_eof()
+
+        with RawServer(handler) as server:
+
+            async def main() -> None:
+                sockets: list[Any] = []
+                ws = await wsfast.connect(server.url(), on_message=lambda m: sockets[0].send_nowait(m))
+                sockets.append(ws)
+                await ws.send("go")
+                await ws.wait_closed()
+                assert ws.close_code == 1002
+
+            run(main)
+            assert self._server_saw(server) == [(0x1, b"go"), (0x1, b"good"), (0x8, 1002)]

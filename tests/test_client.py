@@ -1835,3 +1835,20 @@ def test_log_function_exception_does_not_break_the_connection(make_client: Maker
         assert rec.wait_messages(1) == ["still works"]
         client.disconnect()
         rec.assert_closed_once(1000)
+
+
+def test_message_before_a_bad_frame_is_answered_before_the_close(make_client: Maker) -> None:
+    # Frames are processed strictly in order (Autobahn's "strict" verdict): the callback's echo of the
+    # valid message goes out before the CLOSE that fails the connection.
+    frames = server_frame(TEXT, "good") + server_frame(TEXT, "bad", rsv=0b010)
+    with RawServer(accept_then(frames, then="read")) as server:
+        clients: list[WebSocketClient] = []
+        client, rec = make_client(server.url(), callback=lambda message: clients[0].send(message))
+        clients.append(client)
+        client.connect()
+        assert rec.assert_closed_once()[0] == 1002
+        server.wait_finished(1)
+        sent = [
+            (f.opcode, f.payload if f.opcode != CLOSE else f.close_code) for f in server.connections[0].frames
+        ]
+        assert sent == [(TEXT, b"good"), (CLOSE, 1002)]

@@ -382,7 +382,7 @@ class WebSocketClient:
         # The protocol's state and its encoder are shared with sending threads: every change to them,
         # and every write, happens under the write lock. Callbacks run outside it (they may send).
         with self._write_lock:
-            events = protocol.receive_data(data)
+            events = protocol.receive_data(data, defer_failure=True)
             self._flush(sock, protocol)
         callback = self._callback
         if not protocol.last_had_control:
@@ -396,6 +396,12 @@ class WebSocketClient:
             return
         for event in events:
             self._deliver(event)
+        if protocol.failure_pending:
+            # The messages before the bad frame were handled first (frames are processed in order);
+            # now fail the connection.
+            with self._write_lock:
+                protocol.finish_receive()
+                self._flush(sock, protocol)
 
     def _flush(self, sock: socket.socket, protocol: ClientProtocol) -> None:
         """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""

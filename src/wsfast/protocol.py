@@ -95,15 +95,20 @@ class ClientProtocol:
         When it is ``False`` every event is a message, and an I/O layer may hand them on without
         looking at their types (the inline fast path).
         """
-        return self._decoder.control_count != 0 or self.failed
+        return self._decoder.control_count != 0 or self.failed or self._pending_failure is not None
 
-    def receive_data(self, data: BytesLike) -> list[Any]:
+    def receive_data(self, data: BytesLike, *, defer_failure: bool = False) -> list[Any]:
         """Process bytes from the server; return the events they complete, in wire order.
 
         Events are ``str`` and ``bytes`` messages, :class:`~wsfast.Ping`, :class:`~wsfast.Pong` and one
         :class:`~wsfast.Close`. Replies (PONG, the answering CLOSE, the CLOSE that fails the connection)
         are queued for :meth:`data_to_send`. A protocol error never raises here: the events before it are
         returned, the connection is failed (:attr:`error`, :attr:`close_sent`) and the caller closes TCP.
+
+        With *defer_failure*, a protocol error in *data* fails the connection only when the caller calls
+        :meth:`finish_receive`, after it has handled the events that came before the bad frame: frames
+        are processed strictly in order, so the application can still answer (echo) a valid message
+        that preceded an invalid one (what Autobahn's "strict" verdicts check).
 
         This is :meth:`receive_events`, :meth:`process` for each event and :meth:`finish_receive` in
         one call; an I/O layer that shows events to a hook *before* processing uses those three.
@@ -115,8 +120,14 @@ class ClientProtocol:
         for message in messages:
             if self.process(message):
                 events.append(message)
-        self.finish_receive()
+        if not defer_failure:
+            self.finish_receive()
         return events
+
+    @property
+    def failure_pending(self) -> bool:
+        """A protocol error was found and waits for :meth:`finish_receive` to fail the connection."""
+        return self._pending_failure is not None
 
     def receive_events(self, data: BytesLike) -> list[Any]:
         """Decode bytes from the server into events without acting on them yet.

@@ -62,6 +62,10 @@ class OverflowPolicy(str, enum.Enum):
     ERROR = "error"  # fail the connection (1008) and raise from recv()
 
 
+# Queued behind the messages that preceded a protocol error: reaching it fails the connection.
+_FAILURE = object()
+
+
 class _Phase(enum.Enum):
     PROXY = 0
     HANDSHAKE = 1
@@ -395,6 +399,8 @@ class WebSocket:
         self._closed = self._loop.create_future()
         self._close_timer: asyncio.TimerHandle | None = None
         self._overflow_error: ConnectionClosedError | None = None
+        self._failure_queued = False
+        self._failure_timer: asyncio.TimerHandle | None = None
         self.dropped = 0
         """Messages dropped by the ``drop_oldest`` overflow policy."""
         self.response: Response | None = None
@@ -449,7 +455,7 @@ class WebSocket:
 
     def _receive(self, data: BytesLike) -> None:
         core = self._core
-        events = core.receive_data(data)
+        events = core.receive_data(data, defer_failure=True)
         reply = core.data_to_send()
         if reply:
             self._write(reply)
@@ -467,8 +473,40 @@ class WebSocket:
             else:
                 self._queue.extend(events)
                 self._queue_grew()
+        if core.failure_pending:
+            # Frames are processed strictly in order: the messages before the bad frame are handled
+            # first, so the application can still answer them. An inline callback already has; with a
+            # queue, the failure waits behind the queued messages (bounded by close_timeout).
+            if self._on_message is not None or not self._queue:
+                self._fail_now()
+                return
+            if not self._failure_queued:
+                self._failure_queued = True
+                self._queue.append(_FAILURE)
+                if self._connection is not None and self._connection.transport is not None:
+                    self._connection.transport.pause_reading()
+                if self._close_timeout is not None:
+                    self._failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
+                self._wake_receiver()
+            return
         if core.state is not State.OPEN:
             self._closing()
+
+    def _fail_now(self) -> None:
+        """Fail the connection for the protocol error found earlier (RFC 6455 §7.1.7)."""
+        if self._failure_timer is not None:
+            self._failure_timer.cancel()
+            self._failure_timer = None
+        core = self._core
+        core.finish_receive()
+        reply = core.data_to_send()
+        if reply:
+            self._write(reply)
+        if self._failure_queued and self._connection is not None and self._connection.transport is not None:
+            # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
+            self._reading_paused = False
+            self._connection.transport.resume_reading()
+        self._closing()
 
     def _closing(self) -> None:
         """The connection left OPEN: fail it, or bound the wait for the server to close TCP."""
@@ -614,6 +652,9 @@ class WebSocket:
             finally:
                 self._recv_waiter = None
         message = queue.popleft()
+        if message is _FAILURE:
+            self._fail_now()
+            raise self._core.closed_exception()
         if self._reading_paused and len(queue) <= self._low_water:
             self._resume_reading()
         if type(message) is MessageDecodeError:
@@ -637,7 +678,7 @@ class WebSocket:
 
     async def __anext__(self) -> Any:
         queue = self._queue
-        if queue:
+        if queue and queue[0] is not _FAILURE:
             # Fast path: a message is ready; one coroutine per message instead of two.
             message = queue.popleft()
             if self._reading_paused and len(queue) <= self._low_water:
@@ -686,6 +727,12 @@ class WebSocket:
         self._write(self._core.send_frame(data, opcode, fin))
         if self._writing_paused:
             await self._drain()
+
+    def send_nowait(self, data: str | BytesLike) -> None:
+        """Send a message at once, without waiting for the socket buffer to drain: for inline
+        ``on_message`` callbacks, which cannot await. Raises :class:`~wsfast.ConnectionClosed` unless
+        open."""
+        self._write(self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data))
 
     def send_threadsafe(self, data: str | BytesLike) -> None:
         """Schedule :meth:`send` from another thread (fire and forget)."""
