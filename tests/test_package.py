@@ -126,7 +126,7 @@ class TestCommandLine:
     def test_client_command_prints_messages_and_stops_after_count(self) -> None:
         from wsfast.feed import FeedServer
 
-        with FeedServer(messages=None, rate=2000) as feed:
+        with FeedServer(messages=None, rate=2000, wait_for_subscribe=True) as feed:
             result = subprocess.run(
                 [sys.executable, "-m", "wsfast", feed.url, "--count", "3", "--send", "hello"],
                 capture_output=True,
