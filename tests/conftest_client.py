@@ -7,11 +7,14 @@ chosen twin's classes.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import importlib.machinery
 import os
 import sys
 import types
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import pytest
 
@@ -57,3 +60,27 @@ def codec_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
         ),
     )
     return impl
+
+
+ASYNC_TIMEOUT = 10.0
+LOOPS = ["asyncio", "uvloop"]
+
+
+@pytest.fixture(params=LOOPS)
+def run(request: pytest.FixtureRequest, codec_impl: types.SimpleNamespace) -> Callable[..., Any]:
+    """``run(coroutine_function)``: run it on the chosen event loop (asyncio's default loop, or uvloop
+    when installed), bounded by ASYNC_TIMEOUT seconds, with the chosen codec twin."""
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    else:
+        loop_factory = asyncio.new_event_loop
+
+    def runner(function: Callable[[], Coroutine[Any, Any, Any]], timeout: float = ASYNC_TIMEOUT) -> Any:
+        loop = loop_factory()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(function(), timeout))
+        finally:
+            loop.close()
+
+    return runner

@@ -175,7 +175,12 @@ class WebsocketsServer:
     """
 
     def __init__(
-        self, handler: Handler = echo, *, ssl_context: ssl.SSLContext | None = None, **serve_kwargs: Any
+        self,
+        handler: Handler = echo,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        port: int = 0,
+        **serve_kwargs: Any,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
@@ -185,7 +190,7 @@ class WebsocketsServer:
         self.closes: list[tuple[int | None, str | None]] = []
         self.requests: list[Any] = []
         self.errors: list[BaseException] = []
-        self.port = 0
+        self.port = port  # 0: any free port; a fixed one lets a test restart a server where it was
         self._loop: _LoopThread | None = None
         self._server: Any = None
         self._done = threading.Condition()
@@ -218,7 +223,9 @@ class WebsocketsServer:
     async def _start(self) -> None:
         from websockets.asyncio.server import serve
 
-        self._server = await serve(self._wrapped, HOST, 0, ssl=self.ssl_context, **self.serve_kwargs)
+        self._server = await serve(
+            self._wrapped, HOST, self.port, ssl=self.ssl_context, reuse_address=True, **self.serve_kwargs
+        )
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:

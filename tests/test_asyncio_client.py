@@ -10,7 +10,6 @@ import asyncio
 import json
 import ssl
 import types
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -41,26 +40,6 @@ from wsfast import (
 pytest_plugins = ["conftest_client"]
 
 TIMEOUT = 10.0
-LOOPS = ["asyncio", "uvloop"]
-
-
-@pytest.fixture(params=LOOPS)
-def run(request: pytest.FixtureRequest, codec_impl: types.SimpleNamespace) -> Callable[..., Any]:
-    """``run(coroutine_function)``: run it on the chosen event loop, bounded by TIMEOUT seconds."""
-    if request.param == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    else:
-        loop_factory = asyncio.new_event_loop
-
-    def runner(function: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
-        loop = loop_factory()
-        try:
-            return loop.run_until_complete(asyncio.wait_for(function(), TIMEOUT))
-        finally:
-            loop.close()
-
-    return runner
 
 
 class TestMessages:

@@ -31,6 +31,8 @@ CORE_MODULES = [
     "uri.py",
     "handshake.py",
     "protocol.py",
+    "health.py",
+    "deflate.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 

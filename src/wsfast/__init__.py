@@ -23,12 +23,14 @@ from .exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
+    IdleTimeout,
     InvalidCompressedDataError,
     InvalidHeader,
     InvalidHTTP,
     InvalidStatus,
     InvalidURL,
     InvalidUTF8Error,
+    KeepaliveTimeout,
     MessageDecodeError,
     MessageTooBigError,
     ProtocolError,
@@ -36,6 +38,7 @@ from .exceptions import (
     WebSocketError,
 )
 from .frames import Close, CloseCode, Opcode, Ping, Pong
+from .health import Disconnected, Reconnected, ReconnectPolicy, Stats
 from .protocol import FrameAction
 
 if TYPE_CHECKING:
@@ -48,14 +51,17 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "Deflate",
+    "Disconnected",
     "FrameAction",
     "HandshakeError",
+    "IdleTimeout",
     "InvalidCompressedDataError",
     "InvalidHTTP",
     "InvalidHeader",
     "InvalidStatus",
     "InvalidURL",
     "InvalidUTF8Error",
+    "KeepaliveTimeout",
     "MessageDecodeError",
     "MessageTooBigError",
     "Opcode",
@@ -63,6 +69,9 @@ __all__ = [
     "Ping",
     "Pong",
     "ProtocolError",
+    "ReconnectPolicy",
+    "Reconnected",
+    "Stats",
     "TooManyRedirects",
     "WebSocket",
     "WebSocketClient",

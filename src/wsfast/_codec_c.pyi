@@ -10,6 +10,7 @@ DEFAULT_MAX_MESSAGE_SIZE: Final[int]
 
 class Decoder:
     control_count: int
+    frames_received: int
     def __init__(
         self,
         max_message_size: int | None = ...,

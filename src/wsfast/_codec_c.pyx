@@ -128,6 +128,8 @@ cdef class Decoder:
     cdef readonly Py_ssize_t control_count
     """How many entries of the last :meth:`feed` result are not data messages (control frames and
     :class:`~wsfast.MessageDecodeError` items): 0 lets a caller skip looking at each entry's type."""
+    cdef readonly unsigned long long frames_received
+    """How many frame headers this decoder has read, over its whole life (a statistic)."""
     cdef bint _text_as_bytes
     cdef object _loads
     # permessage-deflate (RFC 7692): the negotiated parameters, the inflater, and whether the message in
@@ -175,6 +177,7 @@ cdef class Decoder:
         self._message_opcode = 0
         self._error = None
         self.control_count = 0
+        self.frames_received = 0
         utf8_reset(&self._utf8)
 
     def __init__(
@@ -514,6 +517,7 @@ cdef class Decoder:
         cdef uint64_t length
         cdef uint64_t held
         cdef int i
+        self.frames_received += 1
         if length7 < 126:
             length = length7
         elif length7 == 126:

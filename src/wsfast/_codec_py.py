@@ -84,6 +84,7 @@ class Decoder:
         "_utf8",
         "_wire_len",
         "control_count",
+        "frames_received",
     )
 
     def __init__(
@@ -105,6 +106,8 @@ class Decoder:
         self.control_count = 0
         """How many entries of the last :meth:`feed` result are not data messages (control frames and
         :class:`~wsfast.MessageDecodeError` items): 0 lets a caller skip looking at each entry's type."""
+        self.frames_received = 0
+        """How many frame headers this decoder has read, over its whole life (a statistic)."""
         if max_message_size is not None:
             max_message_size = index(max_message_size)
             if max_message_size < 0:
@@ -262,6 +265,7 @@ class Decoder:
 
     def _start_frame(self, header: BytesLike) -> None:
         """Read the payload length of a checked header and prepare to read the payload."""
+        self.frames_received += 1
         length = header[1] & 0x7F
         if length == 126:
             length = int.from_bytes(header[2:4], "big")

@@ -12,9 +12,13 @@ Example::
     def on_close(code, reason):       # exactly once, last, whatever ended the connection
         print("closed", code, reason)
 
-    client = WebSocketClient(on_message, "wss://stream.example.com/ws", on_close=on_close)
+    def on_connect(client):           # after every (re)connection, before any message of it
+        client.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
+
+    client = WebSocketClient(
+        on_message, "wss://stream.example.com/ws", on_close=on_close, on_connect=on_connect, reconnect=True
+    )
     client.connect()
-    client.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
     client.wait()
 """
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import select
 import socket
 import ssl as ssl_module
 import threading
@@ -36,9 +41,30 @@ from .__version__ import __version__
 from ._net import open_connection
 from ._typing import BytesLike
 from .deflate import Deflate
-from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    HandshakeError,
+    IdleTimeout,
+    InvalidURL,
+    KeepaliveTimeout,
+    MessageDecodeError,
+    TooManyRedirects,
+)
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
+from .health import (
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    PROTOCOL_COUNTERS,
+    Beat,
+    Disconnected,
+    Heartbeat,
+    Reconnected,
+    ReconnectPolicy,
+    Stats,
+    to_reconnect_policy,
+)
 from .http11 import Response
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
@@ -61,6 +87,10 @@ CloseCallback = Callable[[int, str], None]
 PayloadCallback = Callable[[bytes], None]
 RawHook = Callable[[Any], "FrameAction | int | None"]
 LogFunction = Callable[[str], None]
+ClientHook = Callable[["WebSocketClient"], None]
+DisconnectCallback = Callable[[Disconnected], None]
+
+_CONTROL_EVENTS = (Ping, Pong, Close)
 
 
 class WebSocketClient:
@@ -93,6 +123,29 @@ class WebSocketClient:
             callback receives its result. A message *loads* rejects is logged and skipped.
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate` with parameters) offers permessage-deflate
             (RFC 7692). Off by default: it costs CPU on every message and pays only on compressible feeds.
+        ping_interval: seconds between keepalive PINGs (default 20; ``None``: none). They go out whatever
+            the traffic, keep NATs and proxies from dropping a receive-only connection, and measure the
+            round-trip time (``stats().last_rtt``).
+        ping_timeout: seconds to wait for any frame after a keepalive PING (default 20; ``None``: never
+            time out). On expiry the connection is failed with 1011 (``on_close(1011, ...)``, and
+            :attr:`close_exception` is a :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and
+            PONGs accounted before callbacks run, and a busy callback never causes a false timeout.
+        idle_timeout: seconds without a data message (``None``, the default: no watchdog). Exchanges
+            answer PINGs while a stream is stale; on expiry *on_idle* runs, or, without it, the
+            connection is closed (1001; :attr:`close_exception` is an :class:`~wsfast.IdleTimeout`) and
+            *reconnect* applies.
+        on_idle: ``on_idle(client)`` on the event thread when the stream has been idle *idle_timeout*
+            seconds (and again every *idle_timeout* while it stays idle).
+        reconnect: ``True`` (or a :class:`~wsfast.ReconnectPolicy`: backoff, jitter, maximum delay and
+            attempts) reconnects whenever a connection is lost, except after :meth:`disconnect`. Off
+            by default. The same event thread serves every connection; headers and credentials are sent
+            again; a handshake refused with 4xx (but 408/429) stops reconnecting.
+        on_connect: ``on_connect(client)`` on the event thread after every successful connection and
+            reconnection, before any message of it is delivered: send subscriptions here.
+            :attr:`reconnected` describes the gap after a reconnection.
+        on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` (code, reason, time,
+            error, whether a reconnect follows) each time a connection is lost; *on_close* still runs
+            once, at the very end.
         log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
             reference's options do; the ``wsfast`` logger receives them too.
     """
@@ -123,6 +176,13 @@ class WebSocketClient:
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
         compression: Deflate | str | None = None,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
+        idle_timeout: float | None = None,
+        on_idle: ClientHook | None = None,
+        reconnect: ReconnectPolicy | bool = False,
+        on_connect: ClientHook | None = None,
+        on_disconnect: DisconnectCallback | None = None,
         log: LogFunction | None = None,
         errlog: LogFunction | None = None,
         debuglog: LogFunction | None = None,
@@ -133,6 +193,9 @@ class WebSocketClient:
             ("on_ping", on_ping),
             ("on_pong", on_pong),
             ("raw_hook", raw_hook),
+            ("on_idle", on_idle),
+            ("on_connect", on_connect),
+            ("on_disconnect", on_disconnect),
             ("log", log),
             ("errlog", errlog),
             ("debuglog", debuglog),
@@ -164,6 +227,14 @@ class WebSocketClient:
         self._text_as_bytes = text_as_bytes
         self._loads = loads
         self._compression = to_deflate(compression)
+        Heartbeat(ping_interval, ping_timeout, idle_timeout, now=0.0)  # validates the three
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._idle_timeout = idle_timeout
+        self._on_idle = on_idle
+        self._reconnect = to_reconnect_policy(reconnect)
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -172,10 +243,26 @@ class WebSocketClient:
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._closed.set()
+        self._stop = threading.Event()  # set by disconnect(): no reconnect after it
+        self._connect_headers: list[tuple[str, str]] = []
         self._connection_id = -1
+        # Health and statistics of the current connection; totals of the finished ones.
+        self._heartbeat: Heartbeat | None = None
+        self._last_received_at = 0.0
+        self._last_message_at = 0.0
+        self._stats_lock = threading.Lock()
+        self._totals = dict.fromkeys(PROTOCOL_COUNTERS, 0)
+        self._counted: ClientProtocol | None = None  # the protocol whose counters are in _totals
+        self._connections = 0
+        self._reconnects = 0
+        self._connected_at: float | None = None
+        self._close_exception: ConnectionClosed | None = None
         self.response: Response | None = None
         """The handshake response of the current (or last) connection."""
         self.subprotocol: str | None = None
+        self.reconnected: Reconnected | None = None
+        """How the last reconnection went (when the connection was lost and re-established), or
+        ``None`` before the first reconnection."""
 
     # Properties
 
@@ -210,6 +297,36 @@ class WebSocketClient:
             return None
         return protocol.close_reason
 
+    @property
+    def close_exception(self) -> ConnectionClosed | None:
+        """The :class:`~wsfast.ConnectionClosed` describing how the last connection ended (a
+        :class:`~wsfast.KeepaliveTimeout` after a missed PONG, say), or ``None`` while open."""
+        if not self._closed.is_set():
+            return None
+        return self._close_exception
+
+    def stats(self) -> Stats:
+        """Counters over every connection of this client (messages, bytes, frames, pings, round-trip
+        time, reconnects...), read without stopping anything."""
+        with self._stats_lock:
+            totals = dict(self._totals)
+            protocol = self._protocol
+            if protocol is not None and protocol is not self._counted:
+                for name in PROTOCOL_COUNTERS:
+                    totals[name] += getattr(protocol, name)
+        heartbeat = self._heartbeat
+        last_message = None
+        if self._connections and self._last_message_at:
+            last_message = time.time() - (time.monotonic() - self._last_message_at)
+        return Stats(
+            **totals,
+            last_rtt=heartbeat.last_rtt if heartbeat is not None else None,
+            reconnects=self._reconnects,
+            last_message_at=last_message,
+            connected_at=self._connected_at,
+            connections=self._connections,
+        )
+
     # Logging
 
     def _log(self, level: int, message: str, *args: object) -> None:
@@ -230,7 +347,8 @@ class WebSocketClient:
         """Open the connection and start the event thread; return the handshake response.
 
         If the client is already connected, the old connection is closed first (1001, Going Away).
-        *headers* are added to the constructor's for this connection.
+        *headers* are added to the constructor's for this connection (and its reconnections).
+        This first connection is not retried: an error here is raised, whatever *reconnect* says.
 
         Raises:
             HandshakeError: the server refused the upgrade (the error has its status, headers and body),
@@ -243,27 +361,40 @@ class WebSocketClient:
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
             extra = list(headers.items() if isinstance(headers, Mapping) else headers) if headers else []
             sock, accepted = self._handshake(self._headers + extra)
-            with _connection_ids_lock:
-                self._connection_id = next(_connection_ids)
-            protocol = ClientProtocol(
-                max_message_size=self._max_message_size,
-                auto_pong=self._on_ping is None,
-                text_as_bytes=self._text_as_bytes,
-                loads=self._loads,
-                compression=accepted.compression,
-            )
-            self._sock, self._protocol = sock, protocol
-            self.response, self.subprotocol = accepted.response, accepted.subprotocol
-            self._closed = closed = threading.Event()  # one per connection: an old thread can't clear it
-            self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
+            self._connect_headers = extra
+            self._stop = stop = threading.Event()
+            self.reconnected = None
+            protocol = self._install(sock, accepted)
             self._thread = threading.Thread(
                 target=self._run,
-                args=(sock, protocol, accepted.leftover, closed),
+                args=(sock, protocol, accepted.leftover, stop),
                 name=f"wsfast-{self._connection_id}",
                 daemon=True,
             )
             self._thread.start()
             return accepted.response
+
+    def _install(self, sock: socket.socket, accepted: Accepted) -> ClientProtocol:
+        """Make a new connection the current one."""
+        protocol = ClientProtocol(
+            max_message_size=self._max_message_size,
+            auto_pong=self._on_ping is None,
+            text_as_bytes=self._text_as_bytes,
+            loads=self._loads,
+            compression=accepted.compression,
+        )
+        with _connection_ids_lock:
+            connection_id = next(_connection_ids)
+        with self._write_lock, self._stats_lock:
+            self._connection_id = connection_id
+            self._sock, self._protocol = sock, protocol
+            self._closed = threading.Event()  # one per connection: an old thread can't clear it
+            self._close_exception = None
+            self._connections += 1
+            self._connected_at = time.time()
+        self.response, self.subprotocol = accepted.response, accepted.subprotocol
+        self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
+        return protocol
 
     def _handshake(self, headers: list[tuple[str, str]]) -> tuple[socket.socket, Accepted]:
         url: WebSocketURL = self._url
@@ -329,17 +460,76 @@ class WebSocketClient:
     # The event thread
 
     def _run(
-        self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes, closed: threading.Event
+        self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes, stop: threading.Event
     ) -> None:
-        error: BaseException | None = None
+        """The event thread: serve the connection, and with *reconnect*, every connection after it."""
+        failures = 0  # consecutive reconnections that did not last (ReconnectPolicy.stable_after)
         try:
+            while True:
+                opened_at = time.monotonic()
+                error = self._serve(sock, protocol, leftover)
+                lost_at = time.time()
+                policy = self._reconnect
+                retry = policy is not None and not stop.is_set()
+                self._notify(
+                    self._on_disconnect,
+                    Disconnected(
+                        protocol.close_code,
+                        protocol.close_reason,
+                        lost_at,
+                        self._close_exception if error is None else error,
+                        retry,
+                        self._connection_id,
+                    ),
+                )
+                if not retry:
+                    return
+                assert policy is not None
+                if time.monotonic() - opened_at >= policy.stable_after:
+                    failures = 0
+                outcome = self._reconnect_with_backoff(policy, stop, failures)
+                if outcome is None:
+                    return
+                sock, accepted, attempts = outcome
+                failures += 1
+                self._reconnects += 1
+                lost_code, lost_reason = protocol.close_code, protocol.close_reason
+                protocol = self._install(sock, accepted)
+                threading.current_thread().name = f"wsfast-{self._connection_id}"
+                leftover = accepted.leftover
+                self.reconnected = Reconnected(
+                    lost_at, time.time(), attempts, lost_code, lost_reason, self._connection_id
+                )
+                if stop.is_set():  # disconnect() came while the new connection was being installed
+                    self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
+        except BaseException:  # a bug: report it; on_close still runs
+            logger.exception("[%s] event thread failed", self._connection_id)
+        finally:
+            self._notify_close(protocol.close_code, protocol.close_reason)
+
+    def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> BaseException | None:
+        """Read and process one connection until it is closed; return the error that ended it, if any.
+
+        While open, reads wait for data as long as the connection lives (the socket timeout bounds
+        sends; keepalive and the idle watchdog bound the silence). Once a CLOSE was sent, or the
+        connection failed, the server has close_timeout seconds to close TCP (RFC 6455 §7.1.1); data
+        it sends meanwhile is discarded by the core.
+        """
+        error: BaseException | None = None
+        closed = self._closed
+        now = time.monotonic()
+        heartbeat = Heartbeat(self._ping_interval, self._ping_timeout, self._idle_timeout, now=now)
+        self._heartbeat = heartbeat
+        self._last_received_at = now
+        try:
+            if self._on_connect is not None:
+                self._call(self._on_connect, self)  # before any message of this connection
             if leftover:
+                self._last_received_at = time.monotonic()
                 self._process(sock, protocol, leftover)
             buffer = bytearray(RECEIVE_BUFFER_SIZE)
             view = memoryview(buffer)
-            # While open, reads wait for data as long as the connection lives (the socket timeout bounds
-            # sends). Once a CLOSE was sent, or the connection failed, the server has close_timeout
-            # seconds to close TCP (RFC 6455 §7.1.1); data it sends meanwhile is discarded by the core.
+            wait_readable = _readable_waiter(sock) if heartbeat.enabled else None
             deadline: float | None = None
             while protocol.state is not State.CLOSED:
                 if deadline is None and protocol.close_sent is not None:
@@ -349,6 +539,15 @@ class WebSocketClient:
                     if remaining <= 0:
                         break
                     sock.settimeout(remaining)
+                elif (
+                    wait_readable is not None
+                    and heartbeat.deadline is not None
+                    and not wait_readable(heartbeat.deadline - time.monotonic())
+                ):
+                    # Nothing arrived before the next keepalive or idle decision. The socket is always
+                    # read before a verdict, so a PONG waiting behind a slow callback still counts.
+                    self._beat(sock, protocol, heartbeat)
+                    continue
                 try:
                     size = sock.recv_into(view)
                 except TimeoutError:
@@ -357,13 +556,13 @@ class WebSocketClient:
                     continue
                 if not size:
                     break
+                self._last_received_at = now = time.monotonic()
                 self._process(sock, protocol, view[:size])
+                if heartbeat.deadline is not None and now >= heartbeat.deadline and deadline is None:
+                    self._beat(sock, protocol, heartbeat)  # a busy stream never waits for a timeout
         except OSError as exc:
             if protocol.state is State.OPEN:
                 error = exc
-        except BaseException as exc:  # a bug: report it, and still close and notify
-            error = exc
-            logger.exception("[%s] event thread failed", self._connection_id)
         finally:
             protocol.receive_eof()
             self._shutdown(sock)
@@ -372,8 +571,88 @@ class WebSocketClient:
             elif error is not None:
                 self._log(logging.ERROR, "connection lost: %s", error)
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
+            with self._stats_lock:
+                for name in PROTOCOL_COUNTERS:
+                    self._totals[name] += getattr(protocol, name)
+                self._counted = protocol
+            self._close_exception = protocol.closed_exception()
             closed.set()
-            self._notify_close(protocol.close_code, protocol.close_reason)
+        return error
+
+    def _beat(self, sock: socket.socket, protocol: ClientProtocol, heartbeat: Heartbeat) -> None:
+        """Act on the keepalive and idle decisions due now."""
+        while True:
+            action = heartbeat.poll(time.monotonic(), self._last_received_at, self._last_message_at)
+            if action is Beat.NOTHING:
+                return
+            if action is Beat.SEND_PING:
+                payload = heartbeat.ping_payload()
+                with self._write_lock:
+                    if protocol.state is not State.OPEN:
+                        return
+                    with contextlib.suppress(OSError):  # a dead peer shows up as the PONG's absence
+                        sock.sendall(protocol.send_ping(payload))
+                self._log(logging.DEBUG, "keepalive PING sent")
+            elif action is Beat.PING_TIMEOUT:
+                reason = f"keepalive timeout: no frame within {heartbeat.ping_timeout:g} s of a PING"
+                self._log(logging.ERROR, "%s", reason)
+                with self._write_lock:
+                    protocol.fail(CloseCode.INTERNAL_ERROR, reason, closed_as=KeepaliveTimeout)
+                    with contextlib.suppress(OSError):
+                        sock.sendall(protocol.data_to_send())
+                    # The peer is presumed dead: waiting for it to close TCP would only add delay.
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_RDWR)
+                return
+            else:  # Beat.IDLE
+                assert heartbeat.idle_timeout is not None
+                self._log(logging.INFO, "no message for %g s", heartbeat.idle_timeout)
+                if self._on_idle is not None:
+                    self._call(self._on_idle, self)
+                    continue
+                reason = f"idle timeout: no message for {heartbeat.idle_timeout:g} s"
+                with self._write_lock:
+                    frame = protocol.send_close(CloseCode.GOING_AWAY, reason, closed_as=IdleTimeout)
+                    with contextlib.suppress(OSError):
+                        sock.sendall(frame)
+                return
+
+    def _reconnect_with_backoff(
+        self, policy: ReconnectPolicy, stop: threading.Event, failures: int
+    ) -> tuple[socket.socket, Accepted, int] | None:
+        """Reconnect after the policy's delays; ``None`` if it gave up or :meth:`disconnect` stopped it."""
+        attempt = 0
+        error: BaseException | None = None
+        while True:
+            attempt += 1
+            delay = policy.delay(failures + attempt)
+            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", delay, attempt)
+            if stop.wait(delay):
+                return None
+            try:
+                sock, accepted = self._handshake(self._headers + self._connect_headers)
+            except (HandshakeError, OSError, InvalidURL) as exc:  # OSError: TimeoutError too
+                self._log(logging.ERROR, "reconnection attempt %d failed: %s", attempt, exc)
+                error = exc
+                if isinstance(exc, InvalidURL) or (
+                    isinstance(exc, HandshakeError) and not policy.retryable_status(exc.status)
+                ):
+                    break
+            else:
+                if stop.is_set():
+                    self._shutdown(sock)
+                    return None
+                return sock, accepted, attempt
+            if policy.gives_up(attempt):
+                break
+        # Giving up is an error whatever the lost connection's close code was.
+        self._log(logging.ERROR, "giving up reconnecting after %d attempts", attempt)
+        lost = self._close_exception
+        if lost is not None:
+            self._close_exception = ConnectionClosedError(
+                lost.code, f"gave up reconnecting after {attempt} attempts: {error}", lost.close_received
+            )
+        return None
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
         if self._raw_hook is not None:
@@ -387,6 +666,8 @@ class WebSocketClient:
         callback = self._callback
         if not protocol.last_had_control:
             # Data messages only: hand them on without looking at their types.
+            if events:
+                self._last_message_at = self._last_received_at
             if callback is not None:
                 for message in events:
                     try:
@@ -394,6 +675,7 @@ class WebSocketClient:
                     except Exception:
                         self._callback_failed(callback)
             return
+        self._account(events)
         for event in events:
             self._deliver(event)
         if protocol.failure_pending:
@@ -421,6 +703,7 @@ class WebSocketClient:
         """Show each event to the raw hook before the protocol acts on it, as the reference does."""
         with self._write_lock:
             events = protocol.receive_events(data)
+        self._account(events)
         stopped = False
         for event in events:
             if stopped:
@@ -446,6 +729,17 @@ class WebSocketClient:
         with self._write_lock:
             protocol.finish_receive()
             self._flush(sock, protocol)
+
+    def _account(self, events: list[Any]) -> None:
+        """Note data messages for the idle watchdog and PONGs for keepalive, before any callback."""
+        heartbeat = self._heartbeat
+        for event in events:
+            kind = type(event)
+            if kind is Pong:
+                if heartbeat is not None:
+                    heartbeat.pong_received(event.payload, self._last_received_at)
+            elif kind is not Ping and kind is not Close:
+                self._last_message_at = self._last_received_at
 
     def _deliver(self, event: Any) -> None:
         """Hand one processed event to the matching callback."""
@@ -473,6 +767,10 @@ class WebSocketClient:
         logger.exception("[%s] exception in a callback", self._connection_id)
         if self._log_functions[logging.ERROR] is not None:
             self._log(logging.ERROR, "exception in callback %r", function)
+
+    def _notify(self, function: Callable[[Any], Any] | None, argument: object) -> None:
+        if function is not None:
+            self._call(function, argument)
 
     def _notify_close(self, code: int, reason: str) -> None:
         if self._on_close is None:
@@ -564,6 +862,8 @@ class WebSocketClient:
             ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
         """
         thread = self._thread
+        with self._write_lock:
+            self._stop.set()  # no reconnection after this
         if thread is not None and threading.current_thread() is thread:
             # From a callback: start the closing handshake; the event thread (this one) finishes it.
             # No lock is taken, so a connect() waiting for this thread cannot deadlock with it.
@@ -575,7 +875,9 @@ class WebSocketClient:
             self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
 
     def _disconnect(self, code: int, reason: str, timeout: float) -> None:
-        sock, protocol, thread = self._sock, self._protocol, self._thread
+        with self._write_lock:
+            self._stop.set()
+            sock, protocol, thread = self._sock, self._protocol, self._thread
         if sock is None or protocol is None or thread is None:
             return
         self._send_close(sock, protocol, code, reason)
@@ -615,3 +917,27 @@ class WebSocketClient:
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
+
+
+def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:
+    """A function that waits up to *timeout* seconds for *sock* to be readable, without reading."""
+    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes may wait in the SSL object
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            # Round up, so a wait never ends just before its deadline and spins.
+            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
+
+    else:  # Windows
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            readable, _, errored = select.select([sock], [], [sock], max(0.0, timeout))
+            return bool(readable or errored)
+
+    return wait

@@ -33,12 +33,14 @@ __all__ = [
     "ConnectionClosedError",
     "ConnectionClosedOK",
     "HandshakeError",
+    "IdleTimeout",
     "InvalidCompressedDataError",
     "InvalidHTTP",
     "InvalidHeader",
     "InvalidStatus",
     "InvalidURL",
     "InvalidUTF8Error",
+    "KeepaliveTimeout",
     "MessageDecodeError",
     "MessageTooBigError",
     "ProtocolError",
@@ -170,3 +172,19 @@ class ConnectionClosedOK(ConnectionClosed):
 
 class ConnectionClosedError(ConnectionClosed):
     """The connection was closed with an error, or without a complete closing handshake."""
+
+
+class KeepaliveTimeout(ConnectionClosedError, TimeoutError):
+    """Nothing arrived within ``ping_timeout`` of a keepalive PING: the connection was presumed dead and
+    failed with 1011 (RFC 6455 §5.5.2 makes the PONG mandatory; any frame proves the peer alive)."""
+
+    def __init__(self, code: int, reason: str = "", close_received: bool = False) -> None:
+        ConnectionClosedError.__init__(self, code, reason, close_received)
+
+
+class IdleTimeout(ConnectionClosedError, TimeoutError):
+    """No data message arrived within ``idle_timeout`` (the server may still answer PINGs), and there was
+    neither an ``on_idle`` hook nor ``reconnect``: wsfast closed the connection (1001)."""
+
+    def __init__(self, code: int, reason: str = "", close_received: bool = False) -> None:
+        ConnectionClosedError.__init__(self, code, reason, close_received)

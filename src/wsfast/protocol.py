@@ -19,7 +19,7 @@ from . import codec
 from ._typing import BytesLike
 from .deflate import Compressor, Negotiated
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
-from .frames import Close, CloseCode, Opcode, Ping
+from .frames import Close, CloseCode, Opcode, Ping, Pong
 
 __all__ = ["ClientProtocol", "FrameAction", "State"]
 
@@ -85,6 +85,29 @@ class ClientProtocol:
         """The error that failed the connection, if the server broke the protocol."""
         self.failed = False
         """Whether this side failed the connection (:meth:`fail`): the close code is the one we sent."""
+        self._closed_as: type[ConnectionClosedError] | None = None
+        # Statistics: plain counters, a few nanoseconds per call (wsfast.health.Stats sums them).
+        self.bytes_received = 0
+        self._events_received = 0
+        self.pings_received = 0
+        self.pongs_received = 0
+        self._other_control_received = 0
+        self.messages_sent = 0
+        self.bytes_sent = 0
+        self.pings_sent = 0
+
+    # Statistics
+
+    @property
+    def messages_received(self) -> int:
+        """Data messages received (each fragmented message counts once)."""
+        control = self.pings_received + self.pongs_received + self._other_control_received
+        return self._events_received - control
+
+    @property
+    def frames_received(self) -> int:
+        """Frames received, control frames and fragments included."""
+        return int(self._decoder.frames_received)
 
     # Receiving
 
@@ -136,11 +159,14 @@ class ClientProtocol:
         """
         if self.close_received is not None or self.state is State.CLOSED or self.failed:
             return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
+        self.bytes_received += len(data)
         try:
-            return self._decoder.feed(data)
+            events = self._decoder.feed(data)
         except ProtocolError as exc:
             self._pending_failure = exc
-            return list(exc.messages)
+            events = list(exc.messages)
+        self._events_received += len(events)
+        return events
 
     def process(self, event: Any) -> bool:
         """Apply the protocol to one event from :meth:`receive_events`: answer a PING (unless
@@ -151,9 +177,13 @@ class ClientProtocol:
             return False
         kind = type(event)
         if kind is Ping:
+            self.pings_received += 1
             if self.auto_pong and self.close_sent is None:
                 self._outgoing += self._encoder.encode(event.payload, Opcode.PONG)
+        elif kind is Pong:
+            self.pongs_received += 1
         elif kind is Close:
+            self._other_control_received += 1
             self._receive_close(event)
         return True
 
@@ -184,6 +214,7 @@ class ClientProtocol:
             return b""
         data = bytes(self._outgoing)
         self._outgoing.clear()
+        self.bytes_sent += len(data)
         return data
 
     def _check_open(self) -> None:
@@ -194,15 +225,23 @@ class ClientProtocol:
         """A TEXT frame for *text*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
         self._check_open()
         if self._compressor is not None:
-            return self._message(text.encode("utf-8"), Opcode.TEXT)
-        return self._encoder.encode(text, Opcode.TEXT)
+            frame = self._message(text.encode("utf-8"), Opcode.TEXT)
+        else:
+            frame = self._encoder.encode(text, Opcode.TEXT)
+        self.messages_sent += 1
+        self.bytes_sent += len(frame)
+        return frame
 
     def send_binary(self, data: BytesLike) -> bytes:
         """A BINARY frame for *data*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
         self._check_open()
         if self._compressor is not None:
-            return self._message(bytes(data), Opcode.BINARY)
-        return self._encoder.encode(data, Opcode.BINARY)
+            frame = self._message(bytes(data), Opcode.BINARY)
+        else:
+            frame = self._encoder.encode(data, Opcode.BINARY)
+        self.messages_sent += 1
+        self.bytes_sent += len(frame)
+        return frame
 
     def _message(self, payload: bytes, opcode: int) -> bytes:
         """One frame for a whole message, compressed when permessage-deflate is on and it pays."""
@@ -222,21 +261,39 @@ class ClientProtocol:
         self._check_open()
         if opcode == Opcode.CLOSE:
             raise ValueError("use send_close() to close the connection")
-        return self._encoder.encode(data, opcode, fin)
+        frame = self._encoder.encode(data, opcode, fin)
+        if fin and opcode != Opcode.PING and opcode != Opcode.PONG:
+            self.messages_sent += 1
+        self.bytes_sent += len(frame)
+        return frame
 
     def send_ping(self, payload: BytesLike | str = b"") -> bytes:
         """A PING frame (payload of at most 125 bytes)."""
         self._check_open()
-        return self._encoder.encode(payload, Opcode.PING)
+        frame = self._encoder.encode(payload, Opcode.PING)
+        self.pings_sent += 1
+        self.bytes_sent += len(frame)
+        return frame
 
     def send_pong(self, payload: BytesLike | str = b"") -> bytes:
         """A PONG frame: the answer to a PING, or an unsolicited keep-alive (RFC 6455 §5.5.3)."""
         if self.state is not State.OPEN and not (self.close_sent is None and self.state is State.CLOSING):
             raise self.closed_exception()
-        return self._encoder.encode(payload, Opcode.PONG)
+        frame = self._encoder.encode(payload, Opcode.PONG)
+        self.bytes_sent += len(frame)
+        return frame
 
-    def send_close(self, code: int | None = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+    def send_close(
+        self,
+        code: int | None = CloseCode.NORMAL_CLOSURE,
+        reason: str = "",
+        *,
+        closed_as: type[ConnectionClosedError] | None = None,
+    ) -> bytes:
         """Start the closing handshake (RFC 6455 §7.1.2); returns ``b""`` if a CLOSE was already sent.
+
+        *closed_as* is the exception :meth:`closed_exception` will describe the end with (e.g.
+        :class:`~wsfast.IdleTimeout` when the I/O layer closes an idle connection).
 
         Raises:
             ValueError: *code* may not be sent (1005, 1006, 1015, or outside the valid ranges), or the
@@ -247,16 +304,28 @@ class ClientProtocol:
         frame = self._encoder.encode_close(code, reason)
         self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
         self.state = State.CLOSING
+        self._closed_as = closed_as
+        self.bytes_sent += len(frame)
         return frame
 
-    def fail(self, code: int, reason: str = "", error: ProtocolError | None = None) -> None:
+    def fail(
+        self,
+        code: int,
+        reason: str = "",
+        error: ProtocolError | None = None,
+        *,
+        closed_as: type[ConnectionClosedError] | None = None,
+    ) -> None:
         """Fail the connection (RFC 6455 §7.1.7): queue a CLOSE with *code* unless one was sent.
 
-        The caller then closes the TCP connection without waiting for the server's CLOSE.
+        The caller then closes the TCP connection without waiting for the server's CLOSE. *closed_as* is
+        the exception :meth:`closed_exception` describes the end with (e.g.
+        :class:`~wsfast.KeepaliveTimeout` when the I/O layer gave up waiting for a PONG).
         """
         if error is not None and self.error is None:
             self.error = error
         if self.close_sent is None and self.state is not State.CLOSED:
+            self._closed_as = closed_as
             self.failed = True
             reason = _truncate_reason(reason)
             self._outgoing += self._encoder.encode_close(code, reason)
@@ -292,6 +361,10 @@ class ClientProtocol:
         """The :class:`~wsfast.ConnectionClosed` that describes how the connection ended."""
         code, reason = self.close_code, self.close_reason
         received = self.close_received is not None
+        if self._closed_as is not None:
+            # The I/O layer ended the connection for a reason of its own (a keepalive or idle timeout).
+            assert self.close_sent is not None
+            return self._closed_as(code, reason or self.close_sent.reason, received)
         if not self.failed and received and code in (1000, 1001, CloseCode.NO_STATUS_RCVD):
             return ConnectionClosedOK(code, reason, received)
         if not self.failed and not received and self.close_sent is not None:

@@ -19,11 +19,12 @@ import asyncio
 import collections
 import contextlib
 import enum
+import inspect
 import logging
 import os
 import ssl as ssl_module
 import time
-from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -36,12 +37,26 @@ from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
+    IdleTimeout,
     InvalidURL,
+    KeepaliveTimeout,
     MessageDecodeError,
     TooManyRedirects,
 )
 from ..frames import Close, CloseCode, Ping, Pong
 from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
+from ..health import (
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    PROTOCOL_COUNTERS,
+    Beat,
+    Disconnected,
+    Heartbeat,
+    Reconnected,
+    ReconnectPolicy,
+    Stats,
+    to_reconnect_policy,
+)
 from ..http11 import Response, ResponseParser
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url
@@ -65,11 +80,27 @@ class OverflowPolicy(str, enum.Enum):
 # Queued behind the messages that preceded a protocol error: reaching it fails the connection.
 _FAILURE = object()
 
+# uvloop runs due timers before it polls the socket: a keepalive verdict reached by a timer that fired
+# late (the loop was busy) waits this long, so that what already arrived is read first.
+_LATE_TIMER = 0.05
+
+WebSocketHook = Callable[["WebSocket"], "Awaitable[None] | None"]
+
+_monotonic = time.monotonic
+
+
+async def _logged(awaitable: Awaitable[Any], name: str) -> None:
+    try:
+        await awaitable
+    except Exception:
+        logger.exception("exception in %s", name)
+
 
 class _Phase(enum.Enum):
     PROXY = 0
     HANDSHAKE = 1
     OPEN = 2
+    ENDED = 3  # replaced or closed: callbacks from its transport are ignored
 
 
 class _Connection(asyncio.BufferedProtocol):
@@ -104,17 +135,21 @@ class _Connection(asyncio.BufferedProtocol):
     def eof_received(self) -> bool | None:
         self.eof = True
         self._wake()
-        if self.phase is _Phase.OPEN:
-            self._ws._receive_eof()
+        self.end()
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self._wake()
-        if self.phase is _Phase.OPEN:
-            self._ws._receive_eof()
+        self.end()
         if not self.lost.done():
             self.lost.set_result(None)
+
+    def end(self) -> None:
+        """The open WebSocket connection on this transport ended (once)."""
+        if self.phase is _Phase.OPEN:
+            self.phase = _Phase.ENDED
+            self._ws._connection_ended(self)
 
     def pause_writing(self) -> None:
         self._ws._pause_writing()
@@ -168,6 +203,23 @@ class connect:
             decoder), so JSON never round-trips through ``str``.
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
             off by default, as it costs CPU on every message and pays only on compressible feeds.
+        ping_interval, ping_timeout: keepalive, as for :class:`wsfast.WebSocketClient` (20 s each by
+            default): a PING every *ping_interval*; no frame at all within *ping_timeout* of it fails the
+            connection with 1011, and waiting :meth:`WebSocket.recv` calls raise
+            :class:`~wsfast.KeepaliveTimeout`.
+        idle_timeout, on_idle: the data-idle watchdog: after *idle_timeout* seconds without a data
+            message, ``on_idle(ws)`` runs (it may be a coroutine function), or without it the connection is
+            closed (1001, :class:`~wsfast.IdleTimeout`) and *reconnect* applies.
+        reconnect: ``True`` or a :class:`~wsfast.ReconnectPolicy` reconnects whenever a connection is
+            lost, except after :meth:`WebSocket.close`. The same :class:`WebSocket` object serves every
+            connection; :meth:`WebSocket.recv` and ``async for`` wait through the gap and then return a
+            :class:`~wsfast.Reconnected` marker before the new connection's messages, so a consumer can
+            resynchronise. Off by default.
+        on_connect: ``on_connect(ws)`` (or a coroutine function) after every successful connection and
+            reconnection, before it is handed over: send subscriptions here. An error in it fails the
+            first :func:`connect`; after a reconnection it closes that connection (1011).
+        on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` each time a
+            connection is lost.
     """
 
     def __init__(
@@ -195,10 +247,35 @@ class connect:
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
         compression: Deflate | str | None = None,
+        ping_interval: float | None = DEFAULT_PING_INTERVAL,
+        ping_timeout: float | None = DEFAULT_PING_TIMEOUT,
+        idle_timeout: float | None = None,
+        on_idle: WebSocketHook | None = None,
+        reconnect: ReconnectPolicy | bool = False,
+        on_connect: WebSocketHook | None = None,
+        on_disconnect: Callable[[Disconnected], Any] | None = None,
     ) -> None:
         self._url = parse_url(url)
         self._compression = to_deflate(compression)
+        Heartbeat(ping_interval, ping_timeout, idle_timeout, now=0.0)  # validates the three
+        for name, value in (
+            ("on_message", on_message),
+            ("on_ping", on_ping),
+            ("on_pong", on_pong),
+            ("on_idle", on_idle),
+            ("on_connect", on_connect),
+            ("on_disconnect", on_disconnect),
+        ):
+            if value is not None and not callable(value):
+                raise TypeError(f"{name} must be callable, not {type(value).__name__}")
         self._options = dict(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
+            on_idle=on_idle,
+            reconnect=to_reconnect_policy(reconnect),
+            on_connect=on_connect,
+            on_disconnect=on_disconnect,
             on_message=on_message,
             on_ping=on_ping,
             on_pong=on_pong,
@@ -242,17 +319,30 @@ class connect:
             await self._ws.close(CloseCode.NORMAL_CLOSURE if exc is None else CloseCode.GOING_AWAY)
 
     async def _open(self) -> WebSocket:
-        if self._open_timeout is None:
-            return await self._open_following_redirects()
+        ws = WebSocket(self._url, connector=self, **self._options)  # type: ignore[arg-type]
+        connection, accepted, url = await self._establish(ws)
+        ws._open(connection, accepted, url)
         try:
-            return await asyncio.wait_for(self._open_following_redirects(), self._open_timeout)
+            await ws._run_on_connect()
+        except BaseException:
+            ws._abort()
+            raise
+        return ws
+
+    async def _establish(self, ws: WebSocket) -> tuple[_Connection, Accepted, WebSocketURL]:
+        """A new open connection for *ws*: TCP, TLS, redirects and the handshake within open_timeout."""
+        if self._open_timeout is None:
+            return await self._establish_following_redirects(ws)
+        try:
+            return await asyncio.wait_for(self._establish_following_redirects(ws), self._open_timeout)
         except asyncio.TimeoutError:
             raise TimeoutError(f"could not open {self._url} within {self._open_timeout} s") from None
 
-    async def _open_following_redirects(self) -> WebSocket:
+    async def _establish_following_redirects(
+        self, ws: WebSocket
+    ) -> tuple[_Connection, Accepted, WebSocketURL]:
         url = self._url
         for _ in range(self._max_redirects + 1):
-            ws = WebSocket(url, **self._options)  # type: ignore[arg-type]
             # Credentials go to the URL's own origin only, never to another host a redirect names.
             same_origin = url.same_origin(self._url)
             handshake = ClientHandshake(
@@ -278,8 +368,7 @@ class connect:
                     connection.transport.abort()
                 raise
             if isinstance(outcome, Accepted):
-                ws._open(connection, outcome)
-                return ws
+                return connection, outcome, url
             assert isinstance(outcome, Redirect)
             connection.transport.close()
             logger.info("redirected from %s to %s", url, outcome.url)
@@ -361,6 +450,7 @@ class WebSocket:
         self,
         url: WebSocketURL,
         *,
+        connector: connect,
         on_message: Callable[[Any], Any] | None,
         on_ping: Callable[[bytes], Any] | None,
         on_pong: Callable[[bytes], Any] | None,
@@ -370,8 +460,16 @@ class WebSocket:
         overflow: OverflowPolicy,
         text_as_bytes: bool,
         loads: Callable[[bytes], Any] | None,
+        ping_interval: float | None,
+        ping_timeout: float | None,
+        idle_timeout: float | None,
+        on_idle: WebSocketHook | None,
+        reconnect: ReconnectPolicy | None,
+        on_connect: WebSocketHook | None,
+        on_disconnect: Callable[[Disconnected], Any] | None,
     ) -> None:
         self.url = url
+        self._connector = connector
         self._on_message = on_message
         self._on_ping = on_ping
         self._on_pong = on_pong
@@ -388,6 +486,27 @@ class WebSocket:
             text_as_bytes=text_as_bytes,
             loads=loads,
         )
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._idle_timeout = idle_timeout
+        self._on_idle = on_idle
+        self._reconnect = reconnect
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+        self._heartbeat: Heartbeat | None = None
+        self._beat_timer: asyncio.TimerHandle | None = None
+        self._beat_due = 0.0
+        self._last_received_at = 0.0
+        self._last_message_at = 0.0
+        self._stopping = False  # close() was called: no reconnection
+        self._gave_up: ConnectionClosedError | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._failures = 0  # consecutive reconnections that did not last (ReconnectPolicy.stable_after)
+        self._opened_at = 0.0
+        self._totals = dict.fromkeys(PROTOCOL_COUNTERS, 0)
+        self._connections = 0
+        self._reconnects = 0
+        self._connected_at: float | None = None
         self._loop = asyncio.get_running_loop()
         self._connection: _Connection | None = None
         self._queue: collections.deque[Any] = collections.deque()
@@ -396,7 +515,8 @@ class WebSocket:
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
-        self._closed = self._loop.create_future()
+        self._closed = self._loop.create_future()  # the end of the last connection: no more to come
+        self._connection_closed = self._loop.create_future()  # the end of the current connection
         self._close_timer: asyncio.TimerHandle | None = None
         self._overflow_error: ConnectionClosedError | None = None
         self._failure_queued = False
@@ -408,29 +528,53 @@ class WebSocket:
         self.subprotocol: str | None = None
         self.latency: float | None = None
         """The round-trip time of the last PING answered, in seconds."""
+        self.reconnected: Reconnected | None = None
+        """How the last reconnection went, or ``None`` before the first one."""
 
     # Opening
 
-    def _open(self, connection: _Connection, accepted: Accepted) -> None:
-        if accepted.compression is not None:
-            # permessage-deflate is in force: the protocol core is made again with its parameters.
-            self._core = ClientProtocol(
-                max_message_size=self._max_message_size,
-                auto_pong=self._on_ping is None,
-                text_as_bytes=self._text_as_bytes,
-                loads=self._loads,
-                compression=accepted.compression,
-            )
+    def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
+        """Make *connection* (handshake done) the current one: a new protocol core, new timers."""
+        self._core = ClientProtocol(
+            max_message_size=self._max_message_size,
+            auto_pong=self._on_ping is None,
+            text_as_bytes=self._text_as_bytes,
+            loads=self._loads,
+            compression=accepted.compression,
+        )
         self._connection = connection
+        self._connection_closed = self._loop.create_future()
+        self._close_timer = None
+        self._failure_queued = False
+        self._failure_timer = None
+        self._writing_paused = False
+        self._reading_paused = False
+        self.url = url
         self.response = accepted.response
         self.subprotocol = accepted.subprotocol
+        self._connections += 1
+        self._connected_at = time.time()
+        now = self._opened_at = time.monotonic()
+        self._last_received_at = now
+        self._heartbeat = heartbeat = Heartbeat(
+            self._ping_interval, self._ping_timeout, self._idle_timeout, now=now
+        )
+        if heartbeat.deadline is not None:
+            self._schedule_beat(heartbeat.deadline)
         connection.phase = _Phase.OPEN
         leftover = accepted.leftover + bytes(connection.pending)  # in arrival order
         connection.pending.clear()
         if leftover:
             self._receive(memoryview(leftover))
         if connection.eof:
-            self._receive_eof()
+            connection.end()
+
+    async def _run_on_connect(self) -> None:
+        """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine)."""
+        if self._on_connect is not None:
+            result = self._on_connect(self)
+            if inspect.isawaitable(result):
+                await result
 
     # Properties
 
@@ -455,6 +599,7 @@ class WebSocket:
 
     def _receive(self, data: BytesLike) -> None:
         core = self._core
+        self._last_received_at = now = _monotonic()
         events = core.receive_data(data, defer_failure=True)
         reply = core.data_to_send()
         if reply:
@@ -464,6 +609,7 @@ class WebSocket:
             if core.last_had_control:
                 self._dispatch(events)
             elif on_message is not None:
+                self._last_message_at = now
                 # The inline fast path: one call per message, straight from the data path.
                 for message in events:
                     try:
@@ -471,6 +617,7 @@ class WebSocket:
                     except Exception:
                         logger.exception("exception in on_message")
             else:
+                self._last_message_at = now
                 self._queue.extend(events)
                 self._queue_grew()
         if core.failure_pending:
@@ -528,13 +675,19 @@ class WebSocket:
     def _dispatch(self, events: list[Any]) -> None:
         on_message = self._on_message
         queue = self._queue
+        # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
+        for event in events:
+            kind = type(event)
+            if kind is Pong:
+                self._pong_received(event.payload)
+            elif kind is not Ping and kind is not Close:
+                self._last_message_at = self._last_received_at
         for event in events:
             kind = type(event)
             if kind is Ping:
                 if self._on_ping is not None:
                     self._call(self._on_ping, event.payload)
             elif kind is Pong:
-                self._pong_received(event.payload)
                 if self._on_pong is not None:
                     self._call(self._on_pong, event.payload)
             elif kind is Close:
@@ -575,32 +728,197 @@ class WebSocket:
                 self._closing()
         self._wake_receiver()
 
-    def _call(self, function: Callable[[Any], Any], argument: Any) -> None:
+    def _call(self, function: Callable[[Any], Any], argument: Any) -> Any:
         try:
-            function(argument)
+            return function(argument)
         except Exception:
             logger.exception("exception in a callback")
+            return None
 
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _receive_eof(self) -> None:
-        if self._close_timer is not None:
-            self._close_timer.cancel()
-        self._core.receive_eof()
-        self._wake_receiver()
+    def _connection_ended(self, connection: _Connection) -> None:
+        """The TCP connection of *connection* ended: settle everything waiting on it, then reconnect
+        or finish."""
+        if connection is not self._connection:
+            return
+        core = self._core
+        for timer in (self._close_timer, self._beat_timer, self._failure_timer):
+            if timer is not None:
+                timer.cancel()
+        self._close_timer = self._beat_timer = self._failure_timer = None
+        core.receive_eof()
+        for name in PROTOCOL_COUNTERS:
+            self._totals[name] += getattr(core, name)
         for future, _ in self._pings.values():
             if not future.done():
-                future.set_exception(self._core.closed_exception())
+                future.set_exception(core.closed_exception())
         self._pings.clear()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
+        if not self._connection_closed.done():
+            self._connection_closed.set_result(None)
+        policy = self._reconnect
+        retry = policy is not None and not self._stopping and self._overflow_error is None
+        if self._on_disconnect is not None:
+            error = None if core.close_code == CloseCode.NORMAL_CLOSURE else core.closed_exception()
+            info = Disconnected(
+                core.close_code, core.close_reason, time.time(), error, retry, self._connections
+            )
+            self._call(self._on_disconnect, info)
+        if retry:
+            assert policy is not None
+            if time.monotonic() - self._opened_at >= policy.stable_after:
+                self._failures = 0
+            self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(policy))
+        else:
+            self._finish()
+        self._wake_receiver()
+
+    def _finish(self) -> None:
+        """No connection will follow: wake everyone waiting for the end."""
         if not self._closed.done():
             self._closed.set_result(None)
+        self._wake_receiver()
+
+    async def _reconnect_with_backoff(self, policy: ReconnectPolicy) -> None:
+        lost = self._core
+        lost_at = time.time()
+        attempt = 0
+        error: BaseException | None = None
+        try:
+            while True:
+                attempt += 1
+                delay = policy.delay(self._failures + attempt)
+                logger.info("reconnecting to %s in %.3g s (attempt %d)", self.url, delay, attempt)
+                await asyncio.sleep(delay)
+                try:
+                    connection, accepted, url = await self._connector._establish(self)
+                except (HandshakeError, OSError, InvalidURL) as exc:  # OSError: TimeoutError too
+                    logger.error("reconnection attempt %d failed: %s", attempt, exc)
+                    error = exc
+                    if isinstance(exc, InvalidURL) or (
+                        isinstance(exc, HandshakeError) and not policy.retryable_status(exc.status)
+                    ):
+                        break
+                else:
+                    self._failures += 1
+                    self._reconnects += 1
+                    self.reconnected = marker = Reconnected(
+                        lost_at,
+                        time.time(),
+                        attempt,
+                        lost.close_code,
+                        lost.close_reason,
+                        self._connections + 1,  # the new connection's number on this WebSocket
+                    )
+                    if self._on_message is None:
+                        self._queue.append(marker)  # the gap, in the stream, before the new messages
+                    self._reconnect_task = None
+                    self._open(connection, accepted, url)
+                    self._wake_receiver()
+                    try:
+                        await self._run_on_connect()
+                    except Exception:
+                        logger.exception("on_connect failed after a reconnection")
+                        if self._core.state is State.OPEN:
+                            self._core.fail(CloseCode.INTERNAL_ERROR, "on_connect failed")
+                            reply = self._core.data_to_send()
+                            if reply:
+                                self._write(reply)
+                            self._closing()
+                    return
+                if policy.gives_up(attempt):
+                    break
+            # Giving up is an error whatever the lost connection's close code was.
+            logger.error("giving up reconnecting after %d attempts", attempt)
+            self._gave_up = ConnectionClosedError(
+                lost.close_code,
+                f"gave up reconnecting after {attempt} attempts: {error}",
+                lost.close_received is not None,
+            )
+        except asyncio.CancelledError:
+            pass  # close() while waiting
+        self._reconnect_task = None
+        self._finish()
+
+    # Keepalive and the idle watchdog (decisions in wsfast.health.Heartbeat; this layer owns time)
+
+    def _schedule_beat(self, when: float) -> None:
+        self._beat_due = when
+        self._beat_timer = self._loop.call_later(max(0.0, when - time.monotonic()), self._beat)
+
+    def _beat(self) -> None:
+        self._beat_timer = None
+        heartbeat = self._heartbeat
+        core = self._core
+        if heartbeat is None or core.state is not State.OPEN:
+            return
+        now = time.monotonic()
+        if now - self._beat_due > _LATE_TIMER and heartbeat.overdue(now, self._last_received_at):
+            # The loop was busy: let it read what arrived meanwhile before any verdict.
+            self._schedule_beat(now + _LATE_TIMER)
+            return
+        while True:
+            action = heartbeat.poll(time.monotonic(), self._last_received_at, self._last_message_at)
+            if action is Beat.NOTHING:
+                break
+            if action is Beat.SEND_PING:
+                self._write(core.send_ping(heartbeat.ping_payload()))
+            elif action is Beat.PING_TIMEOUT:
+                reason = f"keepalive timeout: no frame within {heartbeat.ping_timeout:g} s of a PING"
+                logger.error("%s: %s", self.url, reason)
+                core.fail(CloseCode.INTERNAL_ERROR, reason, closed_as=KeepaliveTimeout)
+                reply = core.data_to_send()
+                if reply:
+                    self._write(reply)
+                self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
+                return
+            else:  # Beat.IDLE
+                assert heartbeat.idle_timeout is not None
+                logger.info("%s: no message for %g s", self.url, heartbeat.idle_timeout)
+                if self._on_idle is not None:
+                    result = self._call(self._on_idle, self)
+                    if inspect.isawaitable(result):
+                        self._loop.create_task(_logged(result, "on_idle"))
+                    continue
+                reason = f"idle timeout: no message for {heartbeat.idle_timeout:g} s"
+                self._write(core.send_close(CloseCode.GOING_AWAY, reason, closed_as=IdleTimeout))
+                return
+        if heartbeat.deadline is not None and core.state is State.OPEN:
+            self._schedule_beat(heartbeat.deadline)
+
+    def stats(self) -> Stats:
+        """Counters over every connection of this WebSocket (messages, bytes, frames, pings,
+        round-trip time, reconnects, drops, queue depth...)."""
+        totals = dict(self._totals)
+        core = self._core
+        if core.state is not State.CLOSED:
+            for name in PROTOCOL_COUNTERS:
+                totals[name] += getattr(core, name)
+        heartbeat = self._heartbeat
+        rtt = heartbeat.last_rtt if heartbeat is not None and heartbeat.last_rtt is not None else None
+        last_message = None
+        if self._last_message_at:
+            last_message = time.time() - (time.monotonic() - self._last_message_at)
+        return Stats(
+            **totals,
+            last_rtt=rtt if rtt is not None else self.latency,
+            reconnects=self._reconnects,
+            dropped=self.dropped,
+            queue_depth=len(self._queue),
+            last_message_at=last_message,
+            connected_at=self._connected_at,
+            connections=self._connections,
+        )
 
     def _pong_received(self, payload: bytes) -> None:
+        heartbeat = self._heartbeat
+        if heartbeat is not None and heartbeat.pong_received(payload, self._last_received_at) is not None:
+            return
         entry = self._pings.pop(payload, None)
         if entry is None:
             return
@@ -635,9 +953,12 @@ class WebSocket:
         if self._overflow_error is not None:
             raise self._overflow_error
         while not queue:
-            if self._core.state is State.CLOSED or self._core.failed:
-                raise self._core.closed_exception()
-            if self._core.close_received is not None and self._core.state is not State.OPEN:
+            core = self._core
+            if core.state is State.CLOSED or core.failed:
+                if not self._may_reconnect():
+                    raise self._gave_up or core.closed_exception()
+                # Between connections: wait for the reconnection (or for giving up).
+            elif core.close_received is not None and core.state is not State.OPEN:
                 await self._wait_closed_briefly()
                 continue
             waiter = self._loop.create_future()
@@ -666,11 +987,21 @@ class WebSocket:
         if self._connection is not None and self._connection.transport is not None:
             self._connection.transport.resume_reading()
 
+    def _may_reconnect(self) -> bool:
+        """Whether another connection may still follow the current one."""
+        return (
+            self._reconnect is not None
+            and not self._stopping
+            and self._overflow_error is None
+            and not self._closed.done()
+        )
+
     async def _wait_closed_briefly(self) -> None:
         """The closing handshake is done: wait for the server to close TCP, then give up (§7.1.1)."""
+        connection, closed = self._connection, self._connection_closed
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._closed), self._close_timeout)
-        if not self._closed.done():
+            await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
+        if not closed.done() and self._connection is connection:
             self._abort()
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -763,28 +1094,40 @@ class WebSocket:
     # Closing
 
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
-        """Close with a closing handshake (RFC 6455 §7.1.2), waiting up to *close_timeout* for it."""
+        """Close with a closing handshake (RFC 6455 §7.1.2), waiting up to *close_timeout* for it.
+
+        With *reconnect*, this also ends reconnecting (a pending reconnection is cancelled).
+        """
+        self._stopping = True
+        task = self._reconnect_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._core.state is not State.CLOSED:
             frame = self._core.send_close(code, reason)
             if frame:
                 self._write(frame)
-        if self._closed.done():
-            return
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._closed), self._close_timeout)
-        if not self._closed.done():
-            self._abort()
-            await asyncio.shield(self._closed)
+        closed = self._connection_closed
+        if not closed.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
+            if not closed.done():
+                self._abort()
+                await asyncio.shield(closed)
+        self._finish()
 
     def _abort(self) -> None:
         connection = self._connection
         if connection is not None and connection.transport is not None:
             connection.transport.abort()
+        elif connection is not None:
+            connection.end()
         else:
-            self._receive_eof()
+            self._finish()
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed."""
+        """Wait until the connection is closed (with *reconnect*: until no connection will follow)."""
         await asyncio.shield(self._closed)
 
     def __repr__(self) -> str:
