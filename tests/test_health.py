@@ -10,6 +10,7 @@ the machine's speed.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import threading
@@ -260,6 +261,36 @@ def numbered_then(ending: str) -> Callable[[RawConnection], None]:
     return handler
 
 
+class RefusingAfterFirst:
+    """A raw server whose first connection is accepted then dropped; every later handshake is answered
+    503 and its arrival time recorded, so a test can check the delays between attempts."""
+
+    def __init__(self) -> None:
+        self.attempts: list[float] = []
+        self.server = RawServer(self.handle)
+
+    def handle(self, conn: RawConnection) -> None:
+        if conn.index == 0:
+            conn.accept(server_frame(Opcode.TEXT, "first"))
+            conn.close()
+            self.lost_at = time.monotonic()
+            return
+        conn.read_request()
+        self.attempts.append(time.monotonic())
+        conn.send(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+
+    def check_backoff(self, policy: ReconnectPolicy) -> None:
+        """Each attempt came no sooner than the policy's delay (jitter 0) after the previous one."""
+        assert policy.max_attempts is not None
+        assert len(self.attempts) == policy.max_attempts
+        times = [self.lost_at, *self.attempts]
+        for number, (before, after) in enumerate(itertools.pairwise(times), start=1):
+            assert after - before >= policy.delay(number) * 0.9, (number, after - before)
+
+
+BACKOFF = ReconnectPolicy(initial_delay=0.05, max_delay=0.3, multiplier=2.0, jitter=0.0, max_attempts=4)
+
+
 # --------------------------------------------------------------------------------------------------
 # The threaded client
 # --------------------------------------------------------------------------------------------------
@@ -451,6 +482,16 @@ class TestThreadedReconnect:
         assert "gave up reconnecting after 3 attempts" in client.close_exception.reason
         (lost,) = events.of("disconnect")
         assert lost.reconnecting is True
+        assert len(events.of("connect")) == 1
+
+    def test_backoff_between_attempts(self, threaded: Any) -> None:
+        refusing = RefusingAfterFirst()
+        with refusing.server as server:
+            client, events = threaded(server.url(), reconnect=BACKOFF)
+            client.connect()
+            events.wait("close")
+            assert client.wait(WAIT)
+        refusing.check_backoff(BACKOFF)  # 0.05, 0.1, 0.2, then 0.3 (the maximum)
         assert len(events.of("connect")) == 1
 
     def test_refused_handshake_stops_reconnecting(self, threaded: Any) -> None:
@@ -697,6 +738,19 @@ class TestAsyncioReconnect:
             await asyncio.wait_for(ws.wait_closed(), WAIT)
 
         run(main)
+
+    def test_backoff_between_attempts(self, run: Any) -> None:
+        refusing = RefusingAfterFirst()
+        with refusing.server as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url(), reconnect=BACKOFF)
+                assert await ws.recv() == "first"
+                with pytest.raises(ConnectionClosedError, match="503"):
+                    await ws.recv()
+
+            run(main)
+        refusing.check_backoff(BACKOFF)
 
     def test_close_interrupts_the_reconnect_wait(self, run: Any) -> None:
         with RawServer(numbered_then("eof")) as server:
