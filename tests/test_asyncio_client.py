@@ -7,6 +7,7 @@ loop and uvloop (when installed).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import types
@@ -315,6 +316,26 @@ class TestBackpressure:
                     assert ws.dropped == 0
 
             run(main)
+
+    def test_close_while_paused_completes_the_closing_handshake(self, run: Any) -> None:
+        async def stream_until_closed(ws: Any) -> None:
+            with contextlib.suppress(Exception):
+                for i in range(self.COUNT):
+                    await ws.send(f"message {i}")
+            await ws.wait_closed()
+
+        with WebsocketsServer(stream_until_closed) as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url(), max_queue=4, close_timeout=5.0)
+                await asyncio.sleep(0.2)
+                assert ws._reading_paused  # the queue is full and nobody reads it
+                await ws.close()
+                # Reading resumed for the server's CLOSE: a clean handshake, not an abort (1006).
+                assert ws.close_code == 1000
+
+            run(main)
+            assert server.wait_closes()[0][0] == 1000
 
     def test_drop_oldest_keeps_the_newest_and_counts_the_rest(self, run: Any) -> None:
         with WebsocketsServer(send_messages(self.COUNT)) as server:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import wsfast
-from servers import HOST, RawConnection, RawServer, WebsocketsServer, accept_then, server_frame
+from servers import HOST, RawConnection, RawServer, WebsocketsServer, accept_then, server_close, server_frame
 from wsfast import (
     ConnectionClosedError,
     Disconnected,
@@ -822,3 +822,84 @@ class TestAsyncioStats:
                 assert ws.stats().messages_received == 3
 
             run(main)
+
+
+# --------------------------------------------------------------------------------------------------
+# No data lost through bursts, slow consumers and a forced reconnect
+# --------------------------------------------------------------------------------------------------
+
+PER_CONNECTION = 5_000
+BURST = 500
+
+
+def numbered_stream(conn: RawConnection) -> None:
+    """Connection n streams ``n:0`` ... ``n:4999`` in bursts; the first then closes TCP without a CLOSE
+    (a forced reconnect: every byte sent before the FIN still arrives); the second closes normally."""
+    if conn.index > 1:  # the client reconnects after the normal close too; that one has nothing
+        accept_then()(conn)
+        return
+    conn.accept()
+    for start in range(0, PER_CONNECTION, BURST):
+        frames = (server_frame(Opcode.TEXT, f"{conn.index}:{i}") for i in range(start, start + BURST))
+        conn.send(b"".join(frames))
+        time.sleep(0.01)
+    if conn.index == 0:
+        conn.close()
+    else:
+        conn.send(server_close(1000))
+        conn.read_until_close()  # the client's answer; then the server closes TCP (RFC 6455 §7.1.1)
+
+
+def check_exactly_once(stream: list[Any]) -> None:
+    """Each connection's messages arrived once each, in order, and one marker reports the gap."""
+    gaps = [index for index, item in enumerate(stream) if not isinstance(item, str)]
+    assert len(gaps) == 1, gaps
+    (gap,) = gaps
+    assert stream[:gap] == [f"0:{i}" for i in range(PER_CONNECTION)]
+    assert stream[gap + 1 :] == [f"1:{i}" for i in range(PER_CONNECTION)]
+
+
+class TestNoDataLoss:
+    def test_threaded(self, codec_impl: types.SimpleNamespace) -> None:
+        stream: list[Any] = []
+        done = threading.Event()
+
+        def on_message(message: str) -> None:
+            stream.append(message)
+            if len(stream) % 1_000 == 0:
+                time.sleep(0.05)  # a slow consumer now and then: TCP backpressure, nothing lost
+
+        def on_disconnect(info: Disconnected) -> None:
+            stream.append(info)
+
+        def on_message_or_done(message: str) -> None:
+            on_message(message)
+            if message == f"1:{PER_CONNECTION - 1}":
+                done.set()
+
+        with RawServer(numbered_stream) as server:
+            client = WebSocketClient(
+                on_message_or_done, server.url(), reconnect=FAST, on_disconnect=on_disconnect
+            )
+            client.connect()
+            assert done.wait(WAIT * 3)
+            client.disconnect()
+            assert client.wait(WAIT)
+        check_exactly_once(stream[: 2 * PER_CONNECTION + 1])
+
+    def test_asyncio(self, run: Any) -> None:
+        with RawServer(numbered_stream) as server:
+
+            async def main() -> list[Any]:
+                stream: list[Any] = []
+                async with wsfast.connect(server.url(), reconnect=FAST, max_queue=64) as ws:
+                    async for message in ws:
+                        stream.append(message)
+                        if len(stream) % 1_000 == 0:
+                            await asyncio.sleep(0.05)
+                        if message == f"1:{PER_CONNECTION - 1}":
+                            break
+                    assert ws.stats().dropped == 0
+                return stream
+
+            check_exactly_once(run(main, WAIT * 3))

@@ -705,7 +705,12 @@ class WebSocket:
         queue = self._queue
         if len(queue) >= self._max_queue:
             if self._overflow is OverflowPolicy.PAUSE:
-                if not self._reading_paused and self._connection is not None:
+                # Once closing, reading goes on: the server's CLOSE must be seen (close_timeout bounds it).
+                if (
+                    not self._reading_paused
+                    and self._connection is not None
+                    and self._core.close_sent is None
+                ):
                     transport = self._connection.transport
                     if transport is not None:
                         transport.pause_reading()
@@ -1108,6 +1113,9 @@ class WebSocket:
             frame = self._core.send_close(code, reason)
             if frame:
                 self._write(frame)
+        if self._reading_paused:
+            # The queue is full, but the server's CLOSE must be read for the closing handshake to end.
+            self._resume_reading()
         closed = self._connection_closed
         if not closed.done():
             with contextlib.suppress(asyncio.TimeoutError):
