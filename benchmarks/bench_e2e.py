@@ -417,7 +417,7 @@ async def latency_wsfast_inline(url: str, res: Result, ctx, k: int) -> None:
             payload = _payload(i)
             future = waiter[0] = loop.create_future()
             t0 = time.perf_counter_ns()
-            await ws.send(payload)
+            ws.send_nowait(payload)  # the inline API's synchronous send, as picows' transport.send()
             got = await future
             dt = time.perf_counter_ns() - t0
             if got != payload:

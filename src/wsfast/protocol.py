@@ -136,7 +136,16 @@ class ClientProtocol:
         This is :meth:`receive_events`, :meth:`process` for each event and :meth:`finish_receive` in
         one call; an I/O layer that shows events to a hook *before* processing uses those three.
         """
-        messages = self.receive_events(data)
+        # receive_events(), inlined: this is the receive path of every message.
+        if self.close_received is not None or self.state is State.CLOSED or self.failed:
+            return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
+        self.bytes_received += len(data)
+        try:
+            messages = self._decoder.feed(data)
+        except ProtocolError as exc:
+            self._pending_failure = exc
+            messages = list(exc.messages)
+        self._events_received += len(messages)
         if not self._decoder.control_count and self._pending_failure is None:
             return messages  # data messages only: nothing for the state machine to do
         events: list[Any] = []
@@ -223,7 +232,8 @@ class ClientProtocol:
 
     def send_text(self, text: str) -> bytes:
         """A TEXT frame for *text*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
-        self._check_open()
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
         if self._compressor is not None:
             frame = self._message(text.encode("utf-8"), Opcode.TEXT)
         else:
@@ -234,7 +244,8 @@ class ClientProtocol:
 
     def send_binary(self, data: BytesLike) -> bytes:
         """A BINARY frame for *data*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
-        self._check_open()
+        if self.state is not State.OPEN:
+            raise self.closed_exception()
         if self._compressor is not None:
             frame = self._message(bytes(data), Opcode.BINARY)
         else:
