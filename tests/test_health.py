@@ -484,6 +484,25 @@ class TestThreadedReconnect:
         assert lost.reconnecting is True
         assert len(events.of("connect")) == 1
 
+    def test_reconnect_on_demand(self, threaded: Any) -> None:
+        with WebsocketsServer() as server:
+            client, events = threaded(server.url())  # no reconnect policy: reconnect() works anyway
+            client.connect()
+            first = client.connection_id
+            assert not client.is_reconnecting
+            client.reconnect()
+            events.wait("connect", 2)
+            (lost,) = events.of("disconnect")
+            assert (lost.code, lost.reconnecting, lost.connection_id) == (1000, True, first)
+            assert client.reconnected is not None
+            assert client.reconnected.attempts == 1
+            client.send("on the new connection")
+            assert events.wait("message") == ["on the new connection"]
+            assert client.connection_id > first
+            assert server.wait_closes()[0][0] == 1000
+            client.disconnect()
+            assert events.wait("close") == [(1000, "")]
+
     def test_backoff_between_attempts(self, threaded: Any) -> None:
         refusing = RefusingAfterFirst()
         with refusing.server as server:
@@ -738,6 +757,26 @@ class TestAsyncioReconnect:
             await asyncio.wait_for(ws.wait_closed(), WAIT)
 
         run(main)
+
+    def test_reconnect_on_demand(self, run: Any) -> None:
+        with WebsocketsServer() as server:
+
+            async def main() -> None:
+                async with wsfast.connect(server.url()) as ws:
+                    assert not ws.is_reconnecting
+                    await ws.reconnect()
+                    assert ws.open
+                    marker = await ws.recv()
+                    assert isinstance(marker, Reconnected)
+                    assert (marker.code, marker.attempts) == (1000, 1)
+                    await ws.send("on the new connection")
+                    assert await ws.recv() == "on the new connection"
+                    assert ws.stats().reconnects == 1
+                with pytest.raises(wsfast.ConnectionClosedOK):
+                    await ws.reconnect()  # closed for good
+
+            run(main)
+            assert server.wait_closes(2)[0][0] == 1000
 
     def test_backoff_between_attempts(self, run: Any) -> None:
         refusing = RefusingAfterFirst()

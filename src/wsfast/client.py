@@ -244,6 +244,8 @@ class WebSocketClient:
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
+        self._reconnect_requested = False  # reconnect() was called
+        self._reconnecting = False
         self._connect_headers: list[tuple[str, str]] = []
         self._connection_id = -1
         # Health and statistics of the current connection; totals of the finished ones.
@@ -281,6 +283,11 @@ class WebSocketClient:
         """Whether the connection is open: messages can be sent and received."""
         protocol = self._protocol
         return protocol is not None and protocol.state is State.OPEN and not self._closed.is_set()
+
+    @property
+    def is_reconnecting(self) -> bool:
+        """Whether the connection was lost and the client is waiting to reconnect, or reconnecting."""
+        return self._reconnecting
 
     @property
     def close_code(self) -> int | None:
@@ -469,7 +476,8 @@ class WebSocketClient:
                 opened_at = time.monotonic()
                 error = self._serve(sock, protocol, leftover)
                 lost_at = time.time()
-                policy = self._reconnect
+                forced, self._reconnect_requested = self._reconnect_requested, False
+                policy = self._reconnect or (ReconnectPolicy() if forced else None)
                 retry = policy is not None and not stop.is_set()
                 self._notify(
                     self._on_disconnect,
@@ -485,9 +493,13 @@ class WebSocketClient:
                 if not retry:
                     return
                 assert policy is not None
-                if time.monotonic() - opened_at >= policy.stable_after:
+                if forced or time.monotonic() - opened_at >= policy.stable_after:
                     failures = 0
-                outcome = self._reconnect_with_backoff(policy, stop, failures)
+                self._reconnecting = True
+                try:
+                    outcome = self._reconnect_with_backoff(policy, stop, failures, immediately=forced)
+                finally:
+                    self._reconnecting = False
                 if outcome is None:
                     return
                 sock, accepted, attempts = outcome
@@ -618,14 +630,14 @@ class WebSocketClient:
                 return
 
     def _reconnect_with_backoff(
-        self, policy: ReconnectPolicy, stop: threading.Event, failures: int
+        self, policy: ReconnectPolicy, stop: threading.Event, failures: int, immediately: bool = False
     ) -> tuple[socket.socket, Accepted, int] | None:
         """Reconnect after the policy's delays; ``None`` if it gave up or :meth:`disconnect` stopped it."""
         attempt = 0
         error: BaseException | None = None
         while True:
             attempt += 1
-            delay = policy.delay(failures + attempt)
+            delay = 0.0 if immediately and attempt == 1 else policy.delay(failures + attempt)
             self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", delay, attempt)
             if stop.wait(delay):
                 return None
@@ -890,6 +902,22 @@ class WebSocketClient:
             thread.join(timeout)
             if thread.is_alive():
                 self._log(logging.ERROR, "event thread still busy in a callback after disconnect()")
+
+    def reconnect(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the current connection (closing handshake with *code*) and open a new one at once, on
+        the same event thread, whatever *reconnect* says (its policy paces further attempts if the first
+        fails). ``on_disconnect`` and ``on_connect`` run as for any reconnection. Not connected: the
+        same as :meth:`connect`.
+        """
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            self.connect()
+            return
+        sock, protocol = self._sock, self._protocol
+        if sock is None or protocol is None:
+            return
+        self._reconnect_requested = True
+        self._send_close(sock, protocol, code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the connection is closed (and *on_close* has run); ``False`` on timeout."""

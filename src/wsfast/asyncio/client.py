@@ -499,6 +499,7 @@ class WebSocket:
         self._last_received_at = 0.0
         self._last_message_at = 0.0
         self._stopping = False  # close() was called: no reconnection
+        self._reconnect_requested = False  # reconnect() was called
         self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._failures = 0  # consecutive reconnections that did not last (ReconnectPolicy.stable_after)
@@ -766,7 +767,8 @@ class WebSocket:
             self._drain_waiter.set_result(None)
         if not self._connection_closed.done():
             self._connection_closed.set_result(None)
-        policy = self._reconnect
+        forced, self._reconnect_requested = self._reconnect_requested, False
+        policy = self._reconnect or (ReconnectPolicy() if forced else None)
         retry = policy is not None and not self._stopping and self._overflow_error is None
         if self._on_disconnect is not None:
             error = None if core.close_code == CloseCode.NORMAL_CLOSURE else core.closed_exception()
@@ -776,9 +778,9 @@ class WebSocket:
             self._call(self._on_disconnect, info)
         if retry:
             assert policy is not None
-            if time.monotonic() - self._opened_at >= policy.stable_after:
+            if forced or time.monotonic() - self._opened_at >= policy.stable_after:
                 self._failures = 0
-            self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(policy))
+            self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(policy, forced))
         else:
             self._finish()
         self._wake_receiver()
@@ -789,7 +791,7 @@ class WebSocket:
             self._closed.set_result(None)
         self._wake_receiver()
 
-    async def _reconnect_with_backoff(self, policy: ReconnectPolicy) -> None:
+    async def _reconnect_with_backoff(self, policy: ReconnectPolicy, immediately: bool = False) -> None:
         lost = self._core
         lost_at = time.time()
         attempt = 0
@@ -797,7 +799,7 @@ class WebSocket:
         try:
             while True:
                 attempt += 1
-                delay = policy.delay(self._failures + attempt)
+                delay = 0.0 if immediately and attempt == 1 else policy.delay(self._failures + attempt)
                 logger.info("reconnecting to %s in %.3g s (attempt %d)", self.url, delay, attempt)
                 await asyncio.sleep(delay)
                 try:
@@ -1133,6 +1135,40 @@ class WebSocket:
             connection.end()
         else:
             self._finish()
+
+    @property
+    def is_reconnecting(self) -> bool:
+        """Whether the connection was lost and a new one is being waited for or opened."""
+        return self._reconnect_task is not None
+
+    async def reconnect(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Close the current connection (closing handshake with *code*) and open a new one at once,
+        whatever *reconnect* says (its policy paces further attempts if the first fails); returns when
+        the new connection is open. The queue gets a :class:`~wsfast.Reconnected` marker as for any
+        reconnection.
+
+        Raises:
+            ConnectionClosed: :meth:`close` was called, or reconnecting gave up.
+        """
+        if self._stopping or self._closed.done():
+            raise self._gave_up or self._core.closed_exception()
+        if self._reconnect_task is None:
+            self._reconnect_requested = True
+            if self._core.state is not State.CLOSED:
+                frame = self._core.send_close(code, reason)
+                if frame:
+                    self._write(frame)
+            closed = self._connection_closed
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
+            if not closed.done():
+                self._abort()
+                await asyncio.shield(closed)
+        task = self._reconnect_task
+        if task is not None:
+            await asyncio.shield(task)
+        if self._core.state is not State.OPEN:
+            raise self._gave_up or self._core.closed_exception()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (with *reconnect*: until no connection will follow)."""
