@@ -21,7 +21,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import socket
 import ssl as ssl_module
@@ -36,10 +35,12 @@ from .__version__ import __version__
 from ._net import open_connection
 from ._typing import BytesLike
 from .deflate import Deflate
-from .exceptions import ConnectionClosed, MessageDecodeError, TooManyRedirects
+from .events import Monitor, Observable, Subscriber, next_connection_id
+from .exceptions import ConnectionClosed, HandshakeError, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
 from .http11 import Response
+from .options import THREADED, authorization, normalise_headers, validate_arguments
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
 
@@ -52,10 +53,6 @@ DEFAULT_TIMEOUT = 15.0  # seconds, for every blocking socket operation (the refe
 DEFAULT_CLOSE_TIMEOUT = 10.0
 RECEIVE_BUFFER_SIZE = 256 * 1024
 
-_connection_ids = itertools.count(1)
-_connection_ids_lock = threading.Lock()
-
-
 MessageCallback = Callable[[Any], None]
 CloseCallback = Callable[[int, str], None]
 PayloadCallback = Callable[[bytes], None]
@@ -63,7 +60,7 @@ RawHook = Callable[[Any], "FrameAction | int | None"]
 LogFunction = Callable[[str], None]
 
 
-class WebSocketClient:
+class WebSocketClient(Observable):
     """A WebSocket client whose callbacks run on its own event thread.
 
     Args:
@@ -95,6 +92,13 @@ class WebSocketClient:
             (RFC 7692). Off by default: it costs CPU on every message and pays only on compressible feeds.
         log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
             reference's options do; the ``wsfast`` logger receives them too.
+        events: a subscriber for socket events (:mod:`wsfast.events`): a :class:`queue.Queue`, an
+            :class:`asyncio.Queue` or a callable; see also :meth:`subscribe`.
+        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
+            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
+            are sent to the subscribers.
+
+    Every option is described in :mod:`wsfast.options`, which validates them.
     """
 
     def __init__(
@@ -126,19 +130,11 @@ class WebSocketClient:
         log: LogFunction | None = None,
         errlog: LogFunction | None = None,
         debuglog: LogFunction | None = None,
+        events: Subscriber | None = None,
+        warn_slow_operation: float | None = None,
+        warn_low_throughput: float | None = None,
     ) -> None:
-        for name, value in (
-            ("callback", callback),
-            ("on_close", on_close),
-            ("on_ping", on_ping),
-            ("on_pong", on_pong),
-            ("raw_hook", raw_hook),
-            ("log", log),
-            ("errlog", errlog),
-            ("debuglog", debuglog),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable, not {type(value).__name__}")
+        validate_arguments(THREADED, locals())  # every option against wsfast.options.OPTIONS
         self._url = parse_url(url)
         self._url_text = url
         self._callback = callback
@@ -146,10 +142,8 @@ class WebSocketClient:
         self._on_ping = on_ping
         self._on_pong = on_pong
         self._raw_hook = raw_hook
-        self._headers = list(
-            (headers.items() if isinstance(headers, Mapping) else headers) if headers else ()
-        )
-        self._authorization = f"{token_type} {token}" if token is not None else None
+        self._headers = normalise_headers(headers)
+        self._authorization = authorization(token, token_type)
         self._subprotocols = list(subprotocols)
         self._origin = origin
         self._user_agent = user_agent
@@ -173,6 +167,7 @@ class WebSocketClient:
         self._closed = threading.Event()
         self._closed.set()
         self._connection_id = -1
+        self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
         self.response: Response | None = None
         """The handshake response of the current (or last) connection."""
         self.subprotocol: str | None = None
@@ -210,6 +205,9 @@ class WebSocketClient:
             return None
         return protocol.close_reason
 
+    def _monitor_connection_id(self) -> int:
+        return self._connection_id
+
     # Logging
 
     def _log(self, level: int, message: str, *args: object) -> None:
@@ -241,10 +239,11 @@ class WebSocketClient:
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            extra = list(headers.items() if isinstance(headers, Mapping) else headers) if headers else []
+            extra = normalise_headers(headers)
+            self._connection_id = next_connection_id()
+            if self._events is not None:
+                self._events.connection_id = self._connection_id
             sock, accepted = self._handshake(self._headers + extra)
-            with _connection_ids_lock:
-                self._connection_id = next(_connection_ids)
             protocol = ClientProtocol(
                 max_message_size=self._max_message_size,
                 auto_pong=self._on_ping is None,
@@ -287,15 +286,18 @@ class WebSocketClient:
                 proxy=self._proxy,
                 ssl=self._ssl,
                 server_hostname=self._server_hostname,
+                events=self._events,
             )
             try:
                 outcome = self._exchange(sock, handshake)
             except BaseException:
-                sock.close()
+                self._close_socket(sock)
                 raise
             if isinstance(outcome, Accepted):
                 return sock, outcome
-            sock.close()
+            if self._events is not None:
+                self._events.redirect(outcome.response.status, outcome.url.safe_url())
+            self._close_socket(sock)
             redirects += 1
             if redirects > self._max_redirects:
                 raise TooManyRedirects(
@@ -313,6 +315,9 @@ class WebSocketClient:
         (slowloris) cannot hold the handshake open forever.
         """
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        events = self._events
+        if events is not None:
+            return self._exchange_observed(sock, handshake, deadline, events)
         sock.sendall(handshake.request())
         while True:
             if deadline is not None:
@@ -325,6 +330,42 @@ class WebSocketClient:
             if outcome is not None:
                 sock.settimeout(self._timeout)
                 return outcome
+
+    def _exchange_observed(
+        self, sock: socket.socket, handshake: ClientHandshake, deadline: float | None, events: Monitor
+    ) -> Accepted | Redirect:
+        """:meth:`_exchange` reporting to the subscribers (wsfast.events)."""
+        request = handshake.request()
+        events.send(sock.sendall, request)
+        events.request_sent(request)
+        started, received = time.perf_counter(), 0
+        try:
+            while True:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no complete handshake response within {self._timeout} s")
+                    sock.settimeout(remaining)
+                data = sock.recv(65536)
+                if data:
+                    received += len(data)
+                    events.data_read(data)
+                outcome = handshake.receive(data) if data else handshake.receive_eof()
+                if outcome is not None:
+                    sock.settimeout(self._timeout)
+                    response = outcome.response
+                    events.response_received(
+                        response.status,
+                        response.reason,
+                        response.headers,
+                        received,
+                        time.perf_counter() - started,
+                    )
+                    return outcome
+        except HandshakeError as exc:
+            reason = getattr(exc, "reason", "")
+            events.response_received(exc.status, reason, exc.headers, received, time.perf_counter() - started)
+            raise
 
     # The event thread
 
@@ -357,6 +398,8 @@ class WebSocketClient:
                     continue
                 if not size:
                     break
+                if self._events is not None:
+                    self._events.data_read(view[:size])
                 self._process(sock, protocol, view[:size])
         except OSError as exc:
             if protocol.state is State.OPEN:
@@ -407,7 +450,10 @@ class WebSocketClient:
         """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""
         reply = protocol.data_to_send()
         if reply:
-            sock.sendall(reply)
+            if self._events is None:
+                sock.sendall(reply)
+            else:
+                self._events.send(sock.sendall, reply)
         if protocol.failed:
             # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
             # half-close (not a full close, which turns into a RST while the server still streams and
@@ -485,7 +531,12 @@ class WebSocketClient:
     def _shutdown(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+        self._close_socket(sock)
+
+    def _close_socket(self, sock: socket.socket) -> None:
         sock.close()
+        if self._events is not None:
+            self._events.closed()
 
     # Sending
 
@@ -503,7 +554,10 @@ class WebSocketClient:
         with self._write_lock:
             frame = build(protocol)
             try:
-                sock.sendall(frame)
+                if self._events is None:
+                    sock.sendall(frame)
+                else:
+                    self._events.send(sock.sendall, frame)
             except OSError as exc:
                 # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
                 # without corrupting the stream, so the connection is finished. Shutting the socket
@@ -547,7 +601,10 @@ class WebSocketClient:
             if frame:
                 # If the server is gone, the event thread sees it and reports 1006.
                 with contextlib.suppress(OSError):
-                    sock.sendall(frame)
+                    if self._events is None:
+                        sock.sendall(frame)
+                    else:
+                        self._events.send(sock.sendall, frame)
 
     # Closing
 

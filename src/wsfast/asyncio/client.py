@@ -32,6 +32,7 @@ from ..__version__ import __version__
 from .._net import make_ssl_context
 from .._typing import BytesLike
 from ..deflate import Deflate
+from ..events import Monitor, Observable, Subscriber, next_connection_id
 from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -43,8 +44,10 @@ from ..exceptions import (
 from ..frames import Close, CloseCode, Ping, Pong
 from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
 from ..http11 import Response, ResponseParser
+from ..options import ASYNCIO, authorization, normalise_headers, validate_arguments
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url
+from . import _observed
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 
@@ -85,6 +88,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.waiter: asyncio.Future[None] | None = None  # woken when pending grows or the peer leaves
         self.lost = asyncio.get_running_loop().create_future()
         self.eof = False
+        self.events: Monitor | None = ws._events
+        self.closed_reported = False
 
     # Transport callbacks
 
@@ -95,6 +100,8 @@ class _Connection(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.events is not None:
+            self.events.data_read(self._view[:nbytes])
         if self.phase is _Phase.OPEN:
             self._ws._receive(self._view[:nbytes])
         else:
@@ -109,6 +116,7 @@ class _Connection(asyncio.BufferedProtocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.report_closed()
         self.eof = True
         self._wake()
         if self.phase is _Phase.OPEN:
@@ -121,6 +129,12 @@ class _Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._ws._resume_writing()
+
+    def report_closed(self) -> None:
+        """Tell the event subscribers, once, that the socket is closed."""
+        if self.events is not None and not self.closed_reported:
+            self.closed_reported = True
+            self.events.closed()
 
     # Before the connection is open
 
@@ -168,6 +182,13 @@ class connect:
             decoder), so JSON never round-trips through ``str``.
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
             off by default, as it costs CPU on every message and pays only on compressible feeds.
+        events: a subscriber for socket events (:mod:`wsfast.events`): an :class:`asyncio.Queue`, a
+            :class:`queue.Queue` or a callable; see also :meth:`WebSocket.subscribe`.
+        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
+            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
+            are sent to the subscribers.
+
+    Every option is described in :mod:`wsfast.options`, which validates them.
     """
 
     def __init__(
@@ -195,7 +216,11 @@ class connect:
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
         compression: Deflate | str | None = None,
+        events: Subscriber | None = None,
+        warn_slow_operation: float | None = None,
+        warn_low_throughput: float | None = None,
     ) -> None:
+        validate_arguments(ASYNCIO, locals())  # every option against wsfast.options.OPTIONS
         self._url = parse_url(url)
         self._compression = to_deflate(compression)
         self._options = dict(
@@ -209,12 +234,8 @@ class connect:
             text_as_bytes=text_as_bytes,
             loads=loads,
         )
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, not {max_queue}")
-        self._headers = list(
-            (headers.items() if isinstance(headers, Mapping) else headers) if headers else ()
-        )
-        self._authorization = f"{token_type} {token}" if token is not None else None
+        self._headers = normalise_headers(headers)
+        self._authorization = authorization(token, token_type)
         self._subprotocols = list(subprotocols)
         self._origin = origin
         self._user_agent = user_agent
@@ -224,6 +245,7 @@ class connect:
         self._open_timeout = open_timeout
         self._max_redirects = max_redirects
         self._ws: WebSocket | None = None
+        self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
         return self._open().__await__()
@@ -251,8 +273,13 @@ class connect:
 
     async def _open_following_redirects(self) -> WebSocket:
         url = self._url
+        connection_id = next_connection_id()
+        events = self._events
+        if events is not None:
+            events.connection_id = connection_id
         for _ in range(self._max_redirects + 1):
             ws = WebSocket(url, **self._options)  # type: ignore[arg-type]
+            ws.connection_id, ws._events = connection_id, events
             # Credentials go to the URL's own origin only, never to another host a redirect names.
             same_origin = url.same_origin(self._url)
             handshake = ClientHandshake(
@@ -271,8 +298,11 @@ class connect:
 
             try:
                 assert connection.transport is not None
-                connection.transport.write(handshake.request())
-                outcome = await connection.read_until(parse)
+                if events is None:
+                    connection.transport.write(handshake.request())
+                    outcome = await connection.read_until(parse)
+                else:
+                    outcome = await _observed.exchange(connection, handshake.request(), parse, events)
             except BaseException:
                 if connection.transport is not None:
                     connection.transport.abort()
@@ -281,7 +311,10 @@ class connect:
                 ws._open(connection, outcome)
                 return ws
             assert isinstance(outcome, Redirect)
+            if events is not None:
+                events.redirect(outcome.response.status, outcome.url.safe_url())
             connection.transport.close()
+            connection.report_closed()
             logger.info("redirected from %s to %s", url, outcome.url)
             url = outcome.url
         raise TooManyRedirects(
@@ -292,7 +325,19 @@ class connect:
         loop = asyncio.get_running_loop()
         context = make_ssl_context(self._ssl) if url.secure else None
         server_hostname = (self._server_hostname or url.host) if url.secure else None
+        events = self._events
         if self._proxy is None:
+            if events is not None:
+                connection = await _observed.create_connection(
+                    lambda: _Connection(ws),
+                    url.host,
+                    url.port,
+                    events,
+                    ssl=context,
+                    server_hostname=server_hostname,
+                )
+                _set_nodelay(connection.transport)
+                return connection
             _, connection = await loop.create_connection(
                 lambda: _Connection(ws), url.host, url.port, ssl=context, server_hostname=server_hostname
             )
@@ -303,9 +348,14 @@ class connect:
         proxy = urlsplit(self._proxy)
         if proxy.scheme not in ("http", "") or not proxy.hostname:
             raise InvalidURL(f"unsupported proxy {self._proxy!r}: use http://[user:password@]host:port")
-        _, connection = await loop.create_connection(
-            lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
-        )
+        if events is not None:
+            connection = await _observed.create_connection(
+                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080, events
+            )
+        else:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
+            )
         _set_nodelay(connection.transport)
         connection.phase = _Phase.PROXY
         target = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
@@ -329,7 +379,13 @@ class connect:
                     response.headers,
                     response.body,
                 )
-            if context is not None:
+            if context is not None and events is not None:
+                assert server_hostname is not None
+                tls = await _observed.start_tls(
+                    connection.transport, connection, context, server_hostname, events
+                )
+                connection.transport = tls  # type: ignore[assignment]
+            elif context is not None:
                 transport = await loop.start_tls(
                     connection.transport, connection, context, server_hostname=server_hostname
                 )
@@ -351,7 +407,7 @@ def _set_nodelay(transport: asyncio.BaseTransport | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class WebSocket:
+class WebSocket(Observable):
     """An open WebSocket connection (asyncio). Create it with :func:`wsfast.connect`.
 
     Its methods must be called from the event loop that opened it.
@@ -408,6 +464,17 @@ class WebSocket:
         self.subprotocol: str | None = None
         self.latency: float | None = None
         """The round-trip time of the last PING answered, in seconds."""
+        self.connection_id = -1
+        """This connection's number in the process-wide sequence shared with the threaded client."""
+        self._events: Monitor | None = None
+
+    def _monitor_connection_id(self) -> int:
+        return self.connection_id
+
+    def _set_events(self, events: Monitor | None) -> None:
+        self._events = events
+        if self._connection is not None:
+            self._connection.events = events
 
     # Opening
 
@@ -696,7 +763,10 @@ class WebSocket:
     def _write(self, data: bytes) -> None:
         connection = self._connection
         if connection is not None and connection.transport is not None:
-            connection.transport.write(data)
+            if self._events is None:
+                connection.transport.write(data)
+            else:
+                self._events.send(connection.transport.write, data)
 
     def _pause_writing(self) -> None:
         self._writing_paused = True
