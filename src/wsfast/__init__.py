@@ -7,16 +7,27 @@ module has a pure-Python twin with identical behaviour. :data:`implementation` s
 * :class:`WebSocketClient`: the threaded client (callbacks on an event thread).
 * :func:`connect`: the asyncio client (``async with wsfast.connect(url) as ws``), imported on first use.
 * :mod:`wsfast.codec`: the sans-I/O frame codec; :mod:`wsfast.protocol`: the connection state machine.
+* :class:`Connection`: a named endpoint with validated options (:mod:`wsfast.options`), built from a URL
+  (:func:`connection_from_url`) or a file (:func:`load_connections`); :mod:`wsfast.events`: socket events
+  and usage statistics.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import codec, events, options
 from .__version__ import __version__
 from ._impl import implementation
 from .client import WebSocketClient
+from .connection import (
+    Connection,
+    PingResult,
+    connection_from_url,
+    connections_from_env,
+    load_connections,
+    register_scheme,
+)
 from .deflate import Deflate, inflate
 from .exceptions import (
     ConnectionClosed,
@@ -31,6 +42,8 @@ from .exceptions import (
     InvalidUTF8Error,
     MessageDecodeError,
     MessageTooBigError,
+    OptionError,
+    OptionTypeError,
     ProtocolError,
     TooManyRedirects,
     WebSocketError,
@@ -44,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Close",
     "CloseCode",
+    "Connection",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -59,8 +73,11 @@ __all__ = [
     "MessageDecodeError",
     "MessageTooBigError",
     "Opcode",
+    "OptionError",
+    "OptionTypeError",
     "OverflowPolicy",
     "Ping",
+    "PingResult",
     "Pong",
     "ProtocolError",
     "TooManyRedirects",
@@ -70,8 +87,14 @@ __all__ = [
     "__version__",
     "codec",
     "connect",
+    "connection_from_url",
+    "connections_from_env",
+    "events",
     "implementation",
     "inflate",
+    "load_connections",
+    "options",
+    "register_scheme",
 ]
 
 _ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})
