@@ -4,9 +4,10 @@
 messages-per-second line on stderr; Ctrl-C closes cleanly with 1000. ``-o NAME=VALUE`` sets a client
 option (:mod:`wsfast.options`, listed by ``wsfast --help`` and ``wsfast options``).
 
-``wsfast demo`` (also plain ``wsfast``) starts the embedded market-data feed (:mod:`wsfast.feed`) in a child process on 127.0.0.1 and
-consumes it, so it works offline and shows what the client sustains. ``wsfast feed`` runs that feed alone,
-and ``wsfast codec`` measures the frame decoder of both implementations on an in-memory feed.
+``wsfast demo`` (also plain ``wsfast``) starts the embedded market-data feed (:mod:`wsfast.feed`) in a
+child process on 127.0.0.1 and consumes it, so it works offline and shows what the client sustains.
+``wsfast feed`` runs that feed alone, ``wsfast codec`` measures the frame decoder of both implementations
+on an in-memory feed, and ``wsfast options`` describes every client option.
 """
 
 from __future__ import annotations
