@@ -43,7 +43,8 @@ class TestRegistryMatchesConstructors:
     def test_every_option_is_described(self) -> None:
         for option in options.OPTIONS:
             assert option.description.strip(), option.name
-            assert option.clients <= set(options.CLIENTS) and option.clients, option.name
+            assert option.clients, option.name
+            assert option.clients <= set(options.CLIENTS), option.name
             assert option.type_name  # a known type
             if option.default not in (None, REQUIRED):
                 assert (
@@ -98,7 +99,8 @@ class TestValidation:
             },
             from_text=True,
         )
-        assert values["timeout"] == 5.0 and isinstance(values["timeout"], float)
+        assert values["timeout"] == 5.0
+        assert isinstance(values["timeout"], float)
         assert values["close_timeout"] == 0.5
         assert values["max_redirects"] == 3
         assert values["max_message_size"] is None
@@ -151,7 +153,7 @@ class TestConstructorsValidate:
             wsfast.WebSocketClient(None, "ws://127.0.0.1/", max_redirects=-1)
         with pytest.raises(TypeError, match="callback must be callable"):
             wsfast.WebSocketClient("nope", "ws://127.0.0.1/")  # type: ignore[arg-type]
-        with pytest.raises(OptionTypeError, match="option .events. must be a queue.Queue"):
+        with pytest.raises(OptionTypeError, match=r"option 'events' must be a queue\.Queue"):
             wsfast.WebSocketClient(None, "ws://127.0.0.1/", events=42)
         wsfast.WebSocketClient(
             None, "ws://127.0.0.1/", timeout=3, headers={"A": "b"}, ssl=ssl.create_default_context()
