@@ -186,7 +186,9 @@ class DataRead(Event):
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class DataSent(Event):
-    """*size* bytes were written to the socket (before TLS); *data* only for subscribers that asked."""
+    """*size* bytes are written to the socket (before TLS); *data* only for subscribers that asked.
+
+    Delivered just before the write, so it precedes the events of the answer it causes."""
 
     size: int
     data: bytes | None = None
@@ -410,14 +412,18 @@ class Monitor:
         self._data_event(DataRead, data, size)
 
     def send(self, write: Callable[[Any], Any], data: BytesLike) -> None:
-        """Write *data* with *write* (``sock.sendall``, ``transport.write``), timed and reported."""
+        """Write *data* with *write* (``sock.sendall``, ``transport.write``), timed and reported.
+
+        :class:`DataSent` is delivered just before the write, so it always comes before the events of
+        the answer it causes, which another thread may read before this one returns from the write.
+        """
+        size = len(data)
+        self._data_event(DataSent, data, size)
         started = time.perf_counter()
         write(data)
         duration = time.perf_counter() - started
-        size = len(data)
         self.bytes_sent += size
         self.send_time += duration
-        self._data_event(DataSent, data, size)
         self.check("send", duration)
         self.check_throughput("send", size, duration)
 

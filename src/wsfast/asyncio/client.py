@@ -109,6 +109,8 @@ class _Connection(asyncio.BufferedProtocol):
             self._wake()
 
     def eof_received(self) -> bool | None:
+        if self.phase is _Phase.OPEN:
+            self.report_closed()  # returning None closes the transport
         self.eof = True
         self._wake()
         if self.phase is _Phase.OPEN:
@@ -116,7 +118,8 @@ class _Connection(asyncio.BufferedProtocol):
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.report_closed()
+        if self.phase is _Phase.OPEN:
+            self.report_closed()  # before, the code opening the connection reports it in order
         self.eof = True
         self._wake()
         if self.phase is _Phase.OPEN:
@@ -306,9 +309,12 @@ class connect:
             except BaseException:
                 if connection.transport is not None:
                     connection.transport.abort()
+                connection.report_closed()
                 raise
             if isinstance(outcome, Accepted):
                 ws._open(connection, outcome)
+                if connection.lost.done():  # the server closed TCP before the connection opened
+                    connection.report_closed()
                 return ws
             assert isinstance(outcome, Redirect)
             if events is not None:
@@ -393,6 +399,7 @@ class connect:
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()
+            connection.report_closed()
             raise
         connection.phase = _Phase.HANDSHAKE
         return connection
