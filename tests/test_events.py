@@ -10,8 +10,8 @@ import http
 import queue
 import time
 import types
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
@@ -48,7 +48,8 @@ from wsfast.events import (
 pytest_plugins = ["conftest_client"]
 
 TIMEOUT = 10.0
-CLIENTS = ["threaded", "asyncio"]
+CLIENTS = ["threaded", "asyncio", "uvloop"]
+T = TypeVar("T")
 
 TCP = [HostnameLookup, HostnameResolved, Connecting, Connected]
 TLS = [TlsStart, TlsEstablished]
@@ -105,7 +106,19 @@ def open_and_close(client: str, url: str, **options: Any) -> list[Event]:
         await ws.wait_closed()
         return [events.get_nowait() for _ in range(events.qsize())]
 
-    return asyncio.run(asyncio.wait_for(main(), TIMEOUT))
+    return run_on(client, asyncio.wait_for(main(), TIMEOUT))
+
+
+def run_on(client: str, coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run *coroutine* on asyncio's default loop, or on uvloop for the ``"uvloop"`` client."""
+    if client != "uvloop":
+        return asyncio.run(coroutine)
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)  # type: ignore[no-any-return]
+    finally:
+        loop.close()
 
 
 def drain(events: queue.Queue[Event]) -> list[Event]:
@@ -191,7 +204,7 @@ class TestSequence:
                 await wsfast.connect(f"ws://127.0.0.1:{port}/", events=events)
 
             with pytest.raises(ConnectionRefusedError):
-                asyncio.run(main())
+                run_on(client, main())
         assert collapse(drain(events)) == [HostnameLookup, HostnameResolved, Connecting]
 
 
