@@ -20,7 +20,6 @@ Adding an option to a client is one :class:`Option` entry here plus the construc
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import enum
 import ssl as ssl_module
 import sys
@@ -646,6 +645,8 @@ def get_option(name: str, client: str | None = None) -> Option:
     """
     option = _BY_NAME.get(name)
     if option is None:
+        import difflib
+
         matches = difflib.get_close_matches(name, _BY_NAME, n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, matches))}?" if matches else ""
         raise OptionError(f"unknown option {name!r}{hint}")
