@@ -16,18 +16,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import codec, events, options
+from . import codec, options
 from .__version__ import __version__
 from ._impl import implementation
 from .client import WebSocketClient
-from .connection import (
-    Connection,
-    PingResult,
-    connection_from_url,
-    connections_from_env,
-    load_connections,
-    register_scheme,
-)
 from .deflate import Deflate, inflate
 from .exceptions import (
     ConnectionClosed,
@@ -52,7 +44,16 @@ from .frames import Close, CloseCode, Opcode, Ping, Pong
 from .protocol import FrameAction
 
 if TYPE_CHECKING:
+    from . import events
     from .asyncio import OverflowPolicy, WebSocket, connect
+    from .connection import (
+        Connection,
+        PingResult,
+        connection_from_url,
+        connections_from_env,
+        load_connections,
+        register_scheme,
+    )
 
 __all__ = [
     "Close",
@@ -98,12 +99,31 @@ __all__ = [
 ]
 
 _ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})
+_CONNECTION_NAMES = frozenset(
+    {
+        "Connection",
+        "PingResult",
+        "connection_from_url",
+        "connections_from_env",
+        "load_connections",
+        "register_scheme",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The asyncio client is imported on first use, so threaded users never pay for importing asyncio.
+    # The asyncio client is imported on first use, so threaded users never pay for importing asyncio;
+    # so are the connection objects and the event classes, for those who never use them.
     if name in _ASYNCIO_NAMES:
         from . import asyncio as _asyncio_client
 
         return getattr(_asyncio_client, name)
+    if name in _CONNECTION_NAMES:
+        from . import connection as _connection
+
+        return getattr(_connection, name)
+    if name == "events":
+        import importlib
+
+        return importlib.import_module(".events", __name__)
     raise AttributeError(f"module 'wsfast' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from .http11 import ResponseParser
 from .uri import WebSocketURL
 
 if TYPE_CHECKING:
-    from .events import Monitor
+    from ._monitor import Monitor
 
 __all__ = ["make_ssl_context", "open_connection"]
 

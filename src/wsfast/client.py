@@ -32,10 +32,10 @@ from typing import Any
 
 from . import codec
 from .__version__ import __version__
+from ._monitor import Monitor, Observable, Subscriber, next_connection_id
 from ._net import open_connection
 from ._typing import BytesLike
 from .deflate import Deflate
-from .events import Monitor, Observable, Subscriber, next_connection_id
 from .exceptions import ConnectionClosed, HandshakeError, MessageDecodeError, TooManyRedirects
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials

@@ -39,7 +39,6 @@ from urllib.parse import urlsplit
 
 from . import options as _options
 from .client import WebSocketClient
-from .events import Event
 from .exceptions import InvalidURL, OptionError
 from .frames import CloseCode
 from .uri import parse_url
@@ -51,6 +50,7 @@ else:  # pragma: no cover - Python 3.10 reads JSON only
 
 if TYPE_CHECKING:
     from .asyncio import WebSocket, connect
+    from .events import Event
 
 __all__ = [
     "ENVIRONMENT_VARIABLE",

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..events import Monitor
+from .._monitor import Monitor
 from ..exceptions import HandshakeError
 
 __all__ = ["create_connection", "exchange", "start_tls"]

@@ -29,10 +29,10 @@ from typing import Any
 
 from .. import codec
 from ..__version__ import __version__
+from .._monitor import Monitor, Observable, Subscriber, next_connection_id
 from .._net import make_ssl_context
 from .._typing import BytesLike
 from ..deflate import Deflate
-from ..events import Monitor, Observable, Subscriber, next_connection_id
 from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
