@@ -322,16 +322,23 @@ class Monitor:
             self.emit(self.kinds.RequestSent, request_line=line, headers=headers)
 
     def response_received(
-        self, status: int | None, reason: str, headers: Any, size: int, duration: float
+        self,
+        status: int | None,
+        reason: str,
+        headers: Any,
+        size: int,
+        duration: float,
+        operation: str = "handshake",
     ) -> None:
-        """The handshake response (or ``status=None`` if none came), *duration* after the request."""
+        """The response to the upgrade request (*operation* ``"handshake"``) or to a proxy's CONNECT
+        (``"proxy"``), or ``status=None`` if none came; *duration* after the request."""
         self.receive_time += duration
         if status is not None:
             pairs = (
                 tuple(headers.raw_items()) if hasattr(headers, "raw_items") else tuple(dict(headers).items())
             )
             self.emit(self.kinds.ResponseReceived, status=status, reason=reason, headers=pairs)
-        self.check("handshake", duration)
+        self.check(operation, duration)
         self.check_throughput("receive", size, duration)
 
     def redirect(self, status: int, location: str) -> None:

@@ -41,7 +41,9 @@ def _connect_tcp(host: str, port: int, connect_timeout: float | None) -> socket.
     return sock
 
 
-def _tunnel(sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float | None) -> None:
+def _tunnel(
+    sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float | None, events: Monitor | None = None
+) -> None:
     """Ask an HTTP proxy for a tunnel to the WebSocket server (RFC 9110 §9.3.6, CONNECT)."""
     parts = urlsplit(proxy)
     target = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
@@ -49,14 +51,28 @@ def _tunnel(sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float |
     if parts.username is not None:
         credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
-    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    if events is None:
+        sock.sendall(request)
+    else:
+        events.send(sock.sendall, request)
+        events.request_sent(request)
     parser = ResponseParser(connect=True)
     sock.settimeout(timeout)
+    started, received = time.perf_counter(), 0
     while True:
         data = sock.recv(65536)
+        if events is not None and data:
+            received += len(data)
+            events.data_read(data)
         response = parser.feed(data) if data else parser.feed_eof()
         if response is not None:
             break
+    if events is not None:
+        duration = time.perf_counter() - started
+        events.response_received(
+            response.status, response.reason, response.headers, received, duration, "proxy"
+        )
     if not 200 <= response.status < 300:
         raise HandshakeError(
             f"proxy refused the tunnel: HTTP {response.status} {response.reason}".rstrip(),
@@ -97,7 +113,7 @@ def open_connection(
         sock = connect_tcp(url.host, url.port, connect_timeout)
     try:
         if proxy is not None:
-            _tunnel(sock, proxy, url, timeout)
+            _tunnel(sock, proxy, url, timeout, events)
         if url.secure:
             sock.settimeout(connect_timeout if connect_timeout is not None else timeout)
             hostname = server_hostname or url.host

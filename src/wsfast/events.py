@@ -15,7 +15,9 @@ The events of one connection, in order: :class:`HostnameLookup`, :class:`Hostnam
 request), :class:`DataRead` and :class:`ResponseReceived` (status and headers), for a 3xx
 :class:`Redirect` and :class:`Closed` before the next connection's events; then :class:`DataRead` and
 :class:`DataSent` for the frames, and :class:`Closed`. Through a proxy, the events of the TCP connection
-name the proxy. Credentials in request headers are masked. Raw bytes ride on :class:`DataRead` /
+name the proxy, and the ``CONNECT`` request and the proxy's answer come as :class:`DataSent`,
+:class:`RequestSent`, :class:`DataRead` and :class:`ResponseReceived` before TLS starts through the
+tunnel. Credentials in request headers are masked. Raw bytes ride on :class:`DataRead` /
 :class:`DataSent` only for subscribers that asked (``subscribe(target, data=True)``).
 
 Subscribing and unsubscribing work at any time on a live client (``subscribe()`` / ``unsubscribe()``).
@@ -24,10 +26,10 @@ path pays one ``is not None`` check per read or write, nothing else.
 
 Usage statistics (:meth:`Monitor.usage`, the clients' ``usage()``) count the bytes sent and received and
 the time spent in timed transfers while a monitor exists. Timed are: every send, and the wait for the
-handshake response (request written to response parsed). Reads on the data path are counted but not
+handshake or proxy response (request written to response parsed). Reads on the data path are counted but not
 timed: the wait for the next message is idle time, not transfer time. Warnings, delivered to the
 subscribers as events and logged on the ``wsfast`` logger: :class:`SlowOperation` when one operation
-(``"lookup"``, ``"connect"``, ``"tls"``, ``"handshake"``, ``"send"``) takes longer than
+(``"lookup"``, ``"connect"``, ``"tls"``, ``"proxy"``, ``"handshake"``, ``"send"``) takes longer than
 ``warn_slow_operation`` seconds; :class:`LowThroughput` when a timed transfer of at least
 :data:`THROUGHPUT_MIN_DURATION` seconds moves fewer than ``warn_low_throughput`` bytes per second.
 """

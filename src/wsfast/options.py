@@ -601,7 +601,8 @@ OPTIONS: tuple[Option, ...] = (
         "warn_slow_operation",
         "float",
         None,
-        "Seconds: a socket operation (lookup, connect, TLS, handshake, send) that takes longer sends a "
+        "Seconds: a socket operation (lookup, connect, TLS, proxy CONNECT, handshake, send) that takes "
+        "longer sends a "
         "SlowOperation event to the subscribers.",
         nullable=True,
         minimum=0,

@@ -102,26 +102,33 @@ def _report_tls(events: Monitor, transport: asyncio.BaseTransport, started: floa
 
 
 async def exchange(
-    connection: Any, request: bytes, parse: Callable[[bytes, bool], Any], events: Monitor
+    connection: Any,
+    request: bytes,
+    parse: Callable[[bytes, bool], Any],
+    events: Monitor,
+    operation: str = "handshake",
 ) -> Any:
-    """Write the upgrade *request* and read the response (``connection.read_until(parse)``), reporting
-    the request, the response and the handshake's duration to *events*."""
+    """Write the upgrade (or a proxy's CONNECT) *request* and read the response
+    (``connection.read_until(parse)``), reporting the request, the response and the exchange's duration
+    to *events*."""
     events.send(connection.transport.write, request)
     events.request_sent(request)
     started, before = time.perf_counter(), events.bytes_received
     try:
         outcome = await connection.read_until(parse)
     except HandshakeError as exc:
+        duration = time.perf_counter() - started
         events.response_received(
-            exc.status, "", exc.headers, events.bytes_received - before, time.perf_counter() - started
+            exc.status, "", exc.headers, events.bytes_received - before, duration, operation
         )
         raise
-    response = outcome.response
+    response = getattr(outcome, "response", outcome)  # an Accepted or Redirect, or the proxy's Response
     events.response_received(
         response.status,
         response.reason,
         response.headers,
         events.bytes_received - before,
         time.perf_counter() - started,
+        operation,
     )
     return outcome

@@ -372,12 +372,19 @@ class connect:
             credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
             lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
         assert connection.transport is not None
-        connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         parser = ResponseParser(connect=True)
+
+        def parse(data: bytes, eof: bool) -> Response | None:
+            return parser.feed_eof() if eof else parser.feed(data)
+
         try:
-            response: Response = await connection.read_until(
-                lambda data, eof: parser.feed_eof() if eof else parser.feed(data)
-            )
+            response: Response
+            if events is None:
+                connection.transport.write(request)
+                response = await connection.read_until(parse)
+            else:
+                response = await _observed.exchange(connection, request, parse, events, "proxy")
             if not 200 <= response.status < 300:
                 raise HandshakeError(
                     f"proxy refused the tunnel: HTTP {response.status} {response.reason}".rstrip(),
