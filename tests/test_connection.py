@@ -8,6 +8,7 @@ import json
 import logging
 import queue
 import socket
+import sys
 import threading
 import types
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ pytest_plugins = ["conftest_client"]
 
 TIMEOUT = 10.0
 SECRET = "s3cret-value"
+requires_tomllib = pytest.mark.skipif(sys.version_info < (3, 11), reason="reading TOML needs tomllib (3.11+)")
 
 
 def closed_port() -> int:
@@ -271,6 +273,7 @@ url = "ws://127.0.0.1:1/"
 
 
 class TestLoading:
+    @requires_tomllib
     def test_toml(self, tmp_path: Path) -> None:
         path = tmp_path / "connections.toml"
         path.write_text(TOML, encoding="utf-8")
@@ -281,6 +284,7 @@ class TestLoading:
         assert trades.option_values["timeout"] == 5.0
         assert trades.option_values["compression"] == wsfast.Deflate(level=3)
 
+    @requires_tomllib
     def test_json_is_the_same(self, tmp_path: Path) -> None:
         toml_path = tmp_path / "c.toml"
         toml_path.write_text(TOML, encoding="utf-8")
@@ -298,11 +302,17 @@ class TestLoading:
         inline = json.dumps({"connections": {"a": {"url": "ws://127.0.0.1:1/", "options": {"timeout": "2"}}}})
         connections = connections_from_env(environ={"WSFAST_CONNECTIONS": inline})
         assert connections["a"].option_values == {"timeout": 2.0}
+        path = tmp_path / "c.json"
+        path.write_text(inline, encoding="utf-8")
+        assert connections_from_env(environ={"WSFAST_CONNECTIONS": str(path)}) == connections
+        assert connections_from_env(environ={}) == {}
+        assert connections_from_env("OTHER", environ={"OTHER": inline}) == connections
+
+    @requires_tomllib
+    def test_environment_names_a_toml_file(self, tmp_path: Path) -> None:
         path = tmp_path / "c.toml"
         path.write_text(TOML, encoding="utf-8")
         assert list(connections_from_env(environ={"WSFAST_CONNECTIONS": str(path)})) == ["trades", "local"]
-        assert connections_from_env(environ={}) == {}
-        assert connections_from_env("OTHER", environ={"OTHER": inline}) == connections
 
     def test_errors_name_the_source_and_connection(self, tmp_path: Path) -> None:
         path = tmp_path / "bad.json"
@@ -320,6 +330,9 @@ class TestLoading:
             parse_connections({"trades": {}})
         with pytest.raises(InvalidURL, match="connection 'x'"):
             parse_connections({"connections": {"x": {"url": "http://h/"}}})
+
+    @requires_tomllib
+    def test_broken_toml(self, tmp_path: Path) -> None:
         (tmp_path / "broken.toml").write_text("[connections")
         with pytest.raises(OptionError, match="not valid TOML"):
             load_connections(tmp_path / "broken.toml")
