@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import http
 import queue
+import threading
 import time
 import types
 from collections.abc import Callable, Coroutine
@@ -291,6 +292,34 @@ class TestSubscriptions:
         with WebsocketsServer(echo) as server:
             asyncio.run(asyncio.wait_for(main(server.url()), TIMEOUT))
 
+    def test_subscribing_while_data_flows(self, codec_impl: types.SimpleNamespace) -> None:
+        """subscribe()/unsubscribe() from another thread never disturb the event thread."""
+        messages: queue.Queue[Any] = queue.Queue()
+        stop = threading.Event()
+        with WebsocketsServer(echo) as server:
+            client = wsfast.WebSocketClient(messages.put, server.url(), timeout=TIMEOUT)
+            client.connect()
+
+            def toggle() -> None:
+                while not stop.is_set():
+                    client.subscribe(_ignore)
+                    client.unsubscribe(_ignore)
+
+            toggler = threading.Thread(target=toggle, daemon=True)
+            toggler.start()
+            try:
+                for i in range(300):
+                    client.send(f"message {i}")
+                assert [messages.get(timeout=TIMEOUT) for _ in range(300)] == [
+                    f"message {i}" for i in range(300)
+                ]
+            finally:
+                stop.set()
+                toggler.join(TIMEOUT)
+            client.disconnect()
+            assert client.wait(TIMEOUT)
+        assert client.close_code == 1000
+
     def test_callable_and_several_subscribers(self, codec_impl: types.SimpleNamespace) -> None:
         seen: list[Event] = []
         other: queue.Queue[Event] = queue.Queue()
@@ -333,6 +362,10 @@ class TestSubscriptions:
         with pytest.raises(TypeError, match="subscriber"):
             client.subscribe(42)
         assert client._events is None or not client._events.needed
+
+
+def _ignore(event: Event) -> None:
+    pass
 
 
 def wait_events(events: queue.Queue[Event], done: Callable[[list[Event]], bool]) -> list[Event]:

@@ -241,8 +241,8 @@ class WebSocketClient(Observable):
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
             extra = normalise_headers(headers)
             self._connection_id = next_connection_id()
-            if self._events is not None:
-                self._events.connection_id = self._connection_id
+            if (events := self._events) is not None:
+                events.connection_id = self._connection_id
             sock, accepted = self._handshake(self._headers + extra)
             protocol = ClientProtocol(
                 max_message_size=self._max_message_size,
@@ -295,8 +295,8 @@ class WebSocketClient(Observable):
                 raise
             if isinstance(outcome, Accepted):
                 return sock, outcome
-            if self._events is not None:
-                self._events.redirect(outcome.response.status, outcome.url.safe_url())
+            if (events := self._events) is not None:
+                events.redirect(outcome.response.status, outcome.url.safe_url())
             self._close_socket(sock)
             redirects += 1
             if redirects > self._max_redirects:
@@ -398,8 +398,8 @@ class WebSocketClient(Observable):
                     continue
                 if not size:
                     break
-                if self._events is not None:
-                    self._events.data_read(view[:size])
+                if (events := self._events) is not None:  # a local: unsubscribe() may run concurrently
+                    events.data_read(view[:size])
                 self._process(sock, protocol, view[:size])
         except OSError as exc:
             if protocol.state is State.OPEN:
@@ -450,10 +450,10 @@ class WebSocketClient(Observable):
         """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""
         reply = protocol.data_to_send()
         if reply:
-            if self._events is None:
+            if (events := self._events) is None:
                 sock.sendall(reply)
             else:
-                self._events.send(sock.sendall, reply)
+                events.send(sock.sendall, reply)
         if protocol.failed:
             # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
             # half-close (not a full close, which turns into a RST while the server still streams and
@@ -535,8 +535,8 @@ class WebSocketClient(Observable):
 
     def _close_socket(self, sock: socket.socket) -> None:
         sock.close()
-        if self._events is not None:
-            self._events.closed()
+        if (events := self._events) is not None:
+            events.closed()
 
     # Sending
 
@@ -554,10 +554,10 @@ class WebSocketClient(Observable):
         with self._write_lock:
             frame = build(protocol)
             try:
-                if self._events is None:
+                if (events := self._events) is None:
                     sock.sendall(frame)
                 else:
-                    self._events.send(sock.sendall, frame)
+                    events.send(sock.sendall, frame)
             except OSError as exc:
                 # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
                 # without corrupting the stream, so the connection is finished. Shutting the socket
@@ -601,10 +601,10 @@ class WebSocketClient(Observable):
             if frame:
                 # If the server is gone, the event thread sees it and reports 1006.
                 with contextlib.suppress(OSError):
-                    if self._events is None:
+                    if (events := self._events) is None:
                         sock.sendall(frame)
                     else:
-                        self._events.send(sock.sendall, frame)
+                        events.send(sock.sendall, frame)
 
     # Closing
 
