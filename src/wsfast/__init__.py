@@ -7,13 +7,16 @@ module has a pure-Python twin with identical behaviour. :data:`implementation` s
 * :class:`WebSocketClient`: the threaded client (callbacks on an event thread).
 * :func:`connect`: the asyncio client (``async with wsfast.connect(url) as ws``), imported on first use.
 * :mod:`wsfast.codec`: the sans-I/O frame codec; :mod:`wsfast.protocol`: the connection state machine.
+* :class:`Connection`: a named endpoint with validated options (:mod:`wsfast.options`), built from a URL
+  (:func:`connection_from_url`) or a file (:func:`load_connections`); :mod:`wsfast.events`: socket events
+  and usage statistics.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import codec, options
 from .__version__ import __version__
 from ._impl import implementation
 from .client import WebSocketClient
@@ -33,6 +36,8 @@ from .exceptions import (
     KeepaliveTimeout,
     MessageDecodeError,
     MessageTooBigError,
+    OptionError,
+    OptionTypeError,
     ProtocolError,
     TooManyRedirects,
     WebSocketError,
@@ -42,11 +47,21 @@ from .health import Disconnected, Reconnected, ReconnectPolicy, Stats
 from .protocol import FrameAction
 
 if TYPE_CHECKING:
+    from . import events
     from .asyncio import OverflowPolicy, WebSocket, connect
+    from .connection import (
+        Connection,
+        PingResult,
+        connection_from_url,
+        connections_from_env,
+        load_connections,
+        register_scheme,
+    )
 
 __all__ = [
     "Close",
     "CloseCode",
+    "Connection",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -65,8 +80,11 @@ __all__ = [
     "MessageDecodeError",
     "MessageTooBigError",
     "Opcode",
+    "OptionError",
+    "OptionTypeError",
     "OverflowPolicy",
     "Ping",
+    "PingResult",
     "Pong",
     "ProtocolError",
     "ReconnectPolicy",
@@ -79,17 +97,42 @@ __all__ = [
     "__version__",
     "codec",
     "connect",
+    "connection_from_url",
+    "connections_from_env",
+    "events",
     "implementation",
     "inflate",
+    "load_connections",
+    "options",
+    "register_scheme",
 ]
 
 _ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})
+_CONNECTION_NAMES = frozenset(
+    {
+        "Connection",
+        "PingResult",
+        "connection_from_url",
+        "connections_from_env",
+        "load_connections",
+        "register_scheme",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
-    # The asyncio client is imported on first use, so threaded users never pay for importing asyncio.
+    # The asyncio client is imported on first use, so threaded users never pay for importing asyncio;
+    # so are the connection objects and the event classes, for those who never use them.
     if name in _ASYNCIO_NAMES:
         from . import asyncio as _asyncio_client
 
         return getattr(_asyncio_client, name)
+    if name in _CONNECTION_NAMES:
+        from . import connection as _connection
+
+        return getattr(_connection, name)
+    if name == "events":
+        import importlib
+
+        return importlib.import_module(".events", __name__)
     raise AttributeError(f"module 'wsfast' has no attribute {name!r}")

@@ -1,10 +1,13 @@
 """The ``wsfast`` command.
 
 ``wsfast URL`` connects and prints each message (text as is, binary as a hex line), with a live
-messages-per-second line on stderr; Ctrl-C closes cleanly with 1000. ``wsfast demo`` (also plain
-``wsfast``) starts the embedded market-data feed (:mod:`wsfast.feed`) in a child process on 127.0.0.1 and
-consumes it, so it works offline and shows what the client sustains. ``wsfast feed`` runs that feed alone,
-and ``wsfast codec`` measures the frame decoder of both implementations on an in-memory feed.
+messages-per-second line on stderr; Ctrl-C closes cleanly with 1000. ``-o NAME=VALUE`` sets a client
+option (:mod:`wsfast.options`, listed by ``wsfast --help`` and ``wsfast options``).
+
+``wsfast demo`` (also plain ``wsfast``) starts the embedded market-data feed (:mod:`wsfast.feed`) in a
+child process on 127.0.0.1 and consumes it, so it works offline and shows what the client sustains.
+``wsfast feed`` runs that feed alone, ``wsfast codec`` measures the frame decoder of both implementations
+on an in-memory feed, and ``wsfast options`` describes every client option.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from . import __version__, implementation
+from . import options as client_options
 from .client import WebSocketClient
-from .exceptions import WebSocketError
+from .exceptions import OptionError, WebSocketError
 
 __all__ = ["main"]
 
-COMMANDS = ("demo", "feed", "codec")
+COMMANDS = ("demo", "feed", "codec", "options")
 
 
 class RateMeter:
@@ -97,23 +101,13 @@ def run_client(args: argparse.Namespace) -> int:
     def on_close(code: int, reason: str) -> None:
         done.set()
 
-    headers = []
-    for header in args.header:
-        name, sep, value = header.partition(":")
-        if not sep:
-            print(f"wsfast: --header must be 'Name: value', not {header!r}", file=sys.stderr)
-            return 2
-        headers.append((name.strip(), value.strip()))
     try:
-        client = WebSocketClient(
-            on_message,
-            args.url,
-            on_close=on_close,
-            headers=headers,
-            ssl=False if args.insecure else None,
-            timeout=args.timeout,
-            max_message_size=args.max_message_size,
-        )
+        settings = _option_values(args)
+    except OptionError as exc:
+        print(f"wsfast: {exc}", file=sys.stderr)
+        return 2
+    try:
+        client = WebSocketClient(on_message, args.url, on_close=on_close, **settings)
         response = client.connect()
     except (WebSocketError, OSError) as exc:
         print(f"wsfast: cannot connect to {args.url}: {exc}", file=sys.stderr)
@@ -211,23 +205,83 @@ def run_codec(args: argparse.Namespace) -> int:
     return codec_demo(args.count)
 
 
+def run_options(args: argparse.Namespace) -> int:
+    """``wsfast options``: the client options, as text or as ``docs/options.md``."""
+    if args.markdown or args.write or args.check:
+        return client_options.write_docs(args.write, args.check)
+    client = None if args.client == "all" else args.client
+    print(client_options.render_text(client))
+    return 0
+
+
+# Options the command sets itself (or takes through a dedicated flag), not through -o.
+_RESERVED = frozenset({"callback", "on_close"})
+
+
+def _option_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The client options from the dedicated flags and ``-o NAME=VALUE``, validated by wsfast.options."""
+    raw: dict[str, Any] = {"timeout": args.timeout, "max_message_size": args.max_message_size}
+    if args.header:
+        raw["headers"] = list(args.header)
+    if args.insecure:
+        raw["ssl"] = False
+    for item in args.option:
+        name, sep, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise OptionError(f"-o takes NAME=VALUE, not {item!r}")
+        if name in _RESERVED:
+            raise OptionError(f"option {name!r} cannot be set from the command line")
+        raw[name] = value
+    values = client_options.validate(raw, client_options.THREADED, from_text=True)
+    for name, value in values.items():
+        if not client_options.get_option(name).serialisable:
+            raise OptionError(f"option {name!r} ({type(value).__name__}) cannot be set from the command line")
+    return values
+
+
 def _client_parser() -> argparse.ArgumentParser:
+    timeout = client_options.get_option("timeout", client_options.THREADED)
+    max_size = client_options.get_option("max_message_size", client_options.THREADED)
     parser = argparse.ArgumentParser(
         prog="wsfast",
         description="Connect to a WebSocket URL and print its messages. "
-        "Other commands: 'wsfast demo' (the default), 'wsfast feed', 'wsfast codec'.",
+        "Other commands: 'wsfast demo' (the default), 'wsfast feed', 'wsfast codec', 'wsfast options'.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="client options for -o NAME=VALUE (wsfast.WebSocketClient):\n"
+        + client_options.render_text(client_options.THREADED, settable=True),
     )
     parser.add_argument("--version", action="version", version=f"wsfast {__version__} ({implementation})")
     parser.add_argument("url", help="ws:// or wss:// URL")
     parser.add_argument("--send", action="append", default=[], metavar="TEXT", help="send after connecting")
     parser.add_argument("--count", type=int, default=0, metavar="N", help="close after N messages")
-    parser.add_argument("--header", action="append", default=[], metavar="'NAME: VALUE'")
-    parser.add_argument("--insecure", action="store_true", help="do not verify the TLS certificate")
+    parser.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="an extra handshake header"
+    )
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the TLS certificate (ssl=false)"
+    )
     parser.add_argument("--json", action="store_true", help="pretty-print JSON text messages")
     parser.add_argument("--quiet", action="store_true", help="print only the rate, not the messages")
-    parser.add_argument("--timeout", type=float, default=15.0, help="socket timeout in seconds (15)")
     parser.add_argument(
-        "--max-message-size", type=int, default=64 * 2**20, metavar="BYTES", help="default 64 MiB"
+        "--timeout",
+        default=timeout.default,
+        metavar="SECONDS",
+        help=f"{timeout.description} ({timeout.default:g})",
+    )
+    parser.add_argument(
+        "--max-message-size",
+        default=max_size.default,
+        metavar="BYTES",
+        help=f"{max_size.description} (64 MiB)",
+    )
+    parser.add_argument(
+        "-o",
+        "--option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any client option below (repeatable); strings are coerced to the option's type",
     )
     return parser
 
@@ -246,6 +300,12 @@ def _command_parser() -> argparse.ArgumentParser:
     )
     codec = commands.add_parser("codec", help="decode an in-memory feed with both implementations")
     codec.add_argument("--count", type=int, default=200_000)
+    listing = commands.add_parser("options", help="describe every client option (wsfast.options)")
+    listing.add_argument("--client", choices=("all", *client_options.CLIENTS), default="all")
+    output = listing.add_mutually_exclusive_group()
+    output.add_argument("--markdown", action="store_true", help="print docs/options.md")
+    output.add_argument("--write", metavar="PATH", help="write docs/options.md to PATH")
+    output.add_argument("--check", metavar="PATH", help="exit 1 if PATH is not up to date")
     return parser
 
 
@@ -255,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = ["demo"]
     if arguments[0] in COMMANDS:
         args = _command_parser().parse_args(arguments)
-        runner = {"demo": run_demo, "feed": run_feed, "codec": run_codec}[args.command]
+        runner = {"demo": run_demo, "feed": run_feed, "codec": run_codec, "options": run_options}[
+            args.command
+        ]
         return runner(args)
     return run_client(_client_parser().parse_args(arguments))

@@ -25,7 +25,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
 import select
 import socket
@@ -38,6 +37,7 @@ from typing import Any
 
 from . import codec
 from .__version__ import __version__
+from ._monitor import Monitor, Observable, Subscriber, next_connection_id
 from ._net import open_connection
 from ._typing import BytesLike
 from .deflate import Deflate
@@ -66,6 +66,7 @@ from .health import (
     to_reconnect_policy,
 )
 from .http11 import Response
+from .options import THREADED, authorization, normalise_headers, validate_arguments
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
 
@@ -78,10 +79,6 @@ DEFAULT_TIMEOUT = 15.0  # seconds, for every blocking socket operation (the refe
 DEFAULT_CLOSE_TIMEOUT = 10.0
 RECEIVE_BUFFER_SIZE = 256 * 1024
 
-_connection_ids = itertools.count(1)
-_connection_ids_lock = threading.Lock()
-
-
 MessageCallback = Callable[[Any], None]
 CloseCallback = Callable[[int, str], None]
 PayloadCallback = Callable[[bytes], None]
@@ -93,7 +90,7 @@ DisconnectCallback = Callable[[Disconnected], None]
 _CONTROL_EVENTS = (Ping, Pong, Close)
 
 
-class WebSocketClient:
+class WebSocketClient(Observable):
     """A WebSocket client whose callbacks run on its own event thread.
 
     Args:
@@ -148,6 +145,13 @@ class WebSocketClient:
             once, at the very end.
         log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
             reference's options do; the ``wsfast`` logger receives them too.
+        events: a subscriber for socket events (:mod:`wsfast.events`): a :class:`queue.Queue`, an
+            :class:`asyncio.Queue` or a callable; see also :meth:`subscribe`.
+        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
+            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
+            are sent to the subscribers.
+
+    Every option is described in :mod:`wsfast.options`, which validates them.
     """
 
     def __init__(
@@ -186,22 +190,11 @@ class WebSocketClient:
         log: LogFunction | None = None,
         errlog: LogFunction | None = None,
         debuglog: LogFunction | None = None,
+        events: Subscriber | None = None,
+        warn_slow_operation: float | None = None,
+        warn_low_throughput: float | None = None,
     ) -> None:
-        for name, value in (
-            ("callback", callback),
-            ("on_close", on_close),
-            ("on_ping", on_ping),
-            ("on_pong", on_pong),
-            ("raw_hook", raw_hook),
-            ("on_idle", on_idle),
-            ("on_connect", on_connect),
-            ("on_disconnect", on_disconnect),
-            ("log", log),
-            ("errlog", errlog),
-            ("debuglog", debuglog),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable, not {type(value).__name__}")
+        validate_arguments(THREADED, locals())  # every option against wsfast.options.OPTIONS
         self._url = parse_url(url)
         self._url_text = url
         self._callback = callback
@@ -209,10 +202,8 @@ class WebSocketClient:
         self._on_ping = on_ping
         self._on_pong = on_pong
         self._raw_hook = raw_hook
-        self._headers = list(
-            (headers.items() if isinstance(headers, Mapping) else headers) if headers else ()
-        )
-        self._authorization = f"{token_type} {token}" if token is not None else None
+        self._headers = normalise_headers(headers)
+        self._authorization = authorization(token, token_type)
         self._subprotocols = list(subprotocols)
         self._origin = origin
         self._user_agent = user_agent
@@ -259,6 +250,7 @@ class WebSocketClient:
         self._reconnects = 0
         self._connected_at: float | None = None
         self._close_exception: ConnectionClosed | None = None
+        self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
         self.response: Response | None = None
         """The handshake response of the current (or last) connection."""
         self.subprotocol: str | None = None
@@ -334,6 +326,9 @@ class WebSocketClient:
             connections=self._connections,
         )
 
+    def _monitor_connection_id(self) -> int:
+        return self._connection_id
+
     # Logging
 
     def _log(self, level: int, message: str, *args: object) -> None:
@@ -366,7 +361,8 @@ class WebSocketClient:
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            extra = list(headers.items() if isinstance(headers, Mapping) else headers) if headers else []
+            extra = normalise_headers(headers)
+            self._new_connection_id()
             sock, accepted = self._handshake(self._headers + extra)
             self._connect_headers = extra
             self._stop = stop = threading.Event()
@@ -381,6 +377,12 @@ class WebSocketClient:
             self._thread.start()
             return accepted.response
 
+    def _new_connection_id(self) -> None:
+        """Number the connection about to be attempted (ids are process-wide, shared by both clients)."""
+        self._connection_id = next_connection_id()
+        if (events := self._events) is not None:
+            events.connection_id = self._connection_id
+
     def _install(self, sock: socket.socket, accepted: Accepted) -> ClientProtocol:
         """Make a new connection the current one."""
         protocol = ClientProtocol(
@@ -390,10 +392,7 @@ class WebSocketClient:
             loads=self._loads,
             compression=accepted.compression,
         )
-        with _connection_ids_lock:
-            connection_id = next(_connection_ids)
         with self._write_lock, self._stats_lock:
-            self._connection_id = connection_id
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
             self._close_exception = None
@@ -425,15 +424,18 @@ class WebSocketClient:
                 proxy=self._proxy,
                 ssl=self._ssl,
                 server_hostname=self._server_hostname,
+                events=self._events,
             )
             try:
                 outcome = self._exchange(sock, handshake)
             except BaseException:
-                sock.close()
+                self._close_socket(sock)
                 raise
             if isinstance(outcome, Accepted):
                 return sock, outcome
-            sock.close()
+            if (events := self._events) is not None:
+                events.redirect(outcome.response.status, outcome.url.safe_url())
+            self._close_socket(sock)
             redirects += 1
             if redirects > self._max_redirects:
                 raise TooManyRedirects(
@@ -451,6 +453,9 @@ class WebSocketClient:
         (slowloris) cannot hold the handshake open forever.
         """
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        events = self._events
+        if events is not None:
+            return self._exchange_observed(sock, handshake, deadline, events)
         sock.sendall(handshake.request())
         while True:
             if deadline is not None:
@@ -463,6 +468,42 @@ class WebSocketClient:
             if outcome is not None:
                 sock.settimeout(self._timeout)
                 return outcome
+
+    def _exchange_observed(
+        self, sock: socket.socket, handshake: ClientHandshake, deadline: float | None, events: Monitor
+    ) -> Accepted | Redirect:
+        """:meth:`_exchange` reporting to the subscribers (wsfast.events)."""
+        request = handshake.request()
+        events.send(sock.sendall, request)
+        events.request_sent(request)
+        started, received = time.perf_counter(), 0
+        try:
+            while True:
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError(f"no complete handshake response within {self._timeout} s")
+                    sock.settimeout(remaining)
+                data = sock.recv(65536)
+                if data:
+                    received += len(data)
+                    events.data_read(data)
+                outcome = handshake.receive(data) if data else handshake.receive_eof()
+                if outcome is not None:
+                    sock.settimeout(self._timeout)
+                    response = outcome.response
+                    events.response_received(
+                        response.status,
+                        response.reason,
+                        response.headers,
+                        received,
+                        time.perf_counter() - started,
+                    )
+                    return outcome
+        except HandshakeError as exc:
+            reason = getattr(exc, "reason", "")
+            events.response_received(exc.status, reason, exc.headers, received, time.perf_counter() - started)
+            raise
 
     # The event thread
 
@@ -569,6 +610,8 @@ class WebSocketClient:
                 if not size:
                     break
                 self._last_received_at = now = time.monotonic()
+                if (events := self._events) is not None:  # a local: unsubscribe() may run concurrently
+                    events.data_read(view[:size])
                 self._process(sock, protocol, view[:size])
                 if heartbeat.deadline is not None and now >= heartbeat.deadline and deadline is None:
                     self._beat(sock, protocol, heartbeat)  # a busy stream never waits for a timeout
@@ -641,6 +684,7 @@ class WebSocketClient:
             self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", delay, attempt)
             if stop.wait(delay):
                 return None
+            self._new_connection_id()
             try:
                 sock, accepted = self._handshake(self._headers + self._connect_headers)
             except (HandshakeError, OSError, InvalidURL) as exc:  # OSError: TimeoutError too
@@ -701,7 +745,10 @@ class WebSocketClient:
         """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""
         reply = protocol.data_to_send()
         if reply:
-            sock.sendall(reply)
+            if (events := self._events) is None:
+                sock.sendall(reply)
+            else:
+                events.send(sock.sendall, reply)
         if protocol.failed:
             # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
             # half-close (not a full close, which turns into a RST while the server still streams and
@@ -795,7 +842,12 @@ class WebSocketClient:
     def _shutdown(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
+        self._close_socket(sock)
+
+    def _close_socket(self, sock: socket.socket) -> None:
         sock.close()
+        if (events := self._events) is not None:
+            events.closed()
 
     # Sending
 
@@ -813,7 +865,10 @@ class WebSocketClient:
         with self._write_lock:
             frame = build(protocol)
             try:
-                sock.sendall(frame)
+                if (events := self._events) is None:
+                    sock.sendall(frame)
+                else:
+                    events.send(sock.sendall, frame)
             except OSError as exc:
                 # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
                 # without corrupting the stream, so the connection is finished. Shutting the socket
@@ -857,7 +912,10 @@ class WebSocketClient:
             if frame:
                 # If the server is gone, the event thread sees it and reports 1006.
                 with contextlib.suppress(OSError):
-                    sock.sendall(frame)
+                    if (events := self._events) is None:
+                        sock.sendall(frame)
+                    else:
+                        events.send(sock.sendall, frame)
 
     # Closing
 

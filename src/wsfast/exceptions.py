@@ -10,6 +10,8 @@ to decide it again::
     │   ├── InvalidCompressedDataError 1007 a permessage-deflate message does not inflate (RFC 7692)
     │   └── MessageTooBigError        1009  a message is larger than ``max_message_size`` (RFC 6455 §10.4)
     ├── InvalidURL                          not a ws:// or wss:// URL (also a ValueError)
+    ├── OptionError                         an unknown client option or a bad value (also a ValueError)
+    │   └── OptionTypeError                 an option value of the wrong type (also a TypeError)
     ├── HandshakeError                      the opening handshake failed; carries status, headers, body
     │   ├── InvalidStatus                   the server did not answer 101
     │   ├── InvalidHeader                   a 101 whose headers break RFC 6455 §4.1
@@ -43,6 +45,8 @@ __all__ = [
     "KeepaliveTimeout",
     "MessageDecodeError",
     "MessageTooBigError",
+    "OptionError",
+    "OptionTypeError",
     "ProtocolError",
     "TooManyRedirects",
     "WebSocketError",
@@ -111,6 +115,15 @@ class MessageDecodeError(WebSocketError):
 
 class InvalidURL(WebSocketError, ValueError):
     """The URL is not a ``ws://`` or ``wss://`` URL wsfast can connect to (RFC 6455 §3)."""
+
+
+class OptionError(WebSocketError, ValueError):
+    """A client or connection option is unknown (the message names the closest matches) or its value is
+    out of range or not among the allowed values (see :mod:`wsfast.options`)."""
+
+
+class OptionTypeError(OptionError, TypeError):
+    """A client or connection option has a value of the wrong type (also a ``TypeError``)."""
 
 
 class HandshakeError(WebSocketError):

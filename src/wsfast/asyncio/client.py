@@ -30,6 +30,7 @@ from typing import Any
 
 from .. import codec
 from ..__version__ import __version__
+from .._monitor import Monitor, Observable, Subscriber, next_connection_id
 from .._net import make_ssl_context
 from .._typing import BytesLike
 from ..deflate import Deflate
@@ -58,8 +59,10 @@ from ..health import (
     to_reconnect_policy,
 )
 from ..http11 import Response, ResponseParser
+from ..options import ASYNCIO, authorization, normalise_headers, validate_arguments
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url
+from . import _observed
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 
@@ -116,6 +119,8 @@ class _Connection(asyncio.BufferedProtocol):
         self.waiter: asyncio.Future[None] | None = None  # woken when pending grows or the peer leaves
         self.lost = asyncio.get_running_loop().create_future()
         self.eof = False
+        self.events: Monitor | None = ws._events
+        self.closed_reported = False
 
     # Transport callbacks
 
@@ -126,6 +131,8 @@ class _Connection(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self.events is not None:
+            self.events.data_read(self._view[:nbytes])
         if self.phase is _Phase.OPEN:
             self._ws._receive(self._view[:nbytes])
         else:
@@ -133,12 +140,16 @@ class _Connection(asyncio.BufferedProtocol):
             self._wake()
 
     def eof_received(self) -> bool | None:
+        if self.phase is _Phase.OPEN:
+            self.report_closed()  # returning None closes the transport
         self.eof = True
         self._wake()
         self.end()
         return None  # close the transport
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.phase is _Phase.OPEN:
+            self.report_closed()  # before, the code opening the connection reports it in order
         self.eof = True
         self._wake()
         self.end()
@@ -156,6 +167,12 @@ class _Connection(asyncio.BufferedProtocol):
 
     def resume_writing(self) -> None:
         self._ws._resume_writing()
+
+    def report_closed(self) -> None:
+        """Tell the event subscribers, once, that the socket is closed."""
+        if self.events is not None and not self.closed_reported:
+            self.closed_reported = True
+            self.events.closed()
 
     # Before the connection is open
 
@@ -220,6 +237,13 @@ class connect:
             first :func:`connect`; after a reconnection it closes that connection (1011).
         on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` each time a
             connection is lost.
+        events: a subscriber for socket events (:mod:`wsfast.events`): an :class:`asyncio.Queue`, a
+            :class:`queue.Queue` or a callable; see also :meth:`WebSocket.subscribe`.
+        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
+            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
+            are sent to the subscribers.
+
+    Every option is described in :mod:`wsfast.options`, which validates them.
     """
 
     def __init__(
@@ -254,20 +278,14 @@ class connect:
         reconnect: ReconnectPolicy | bool = False,
         on_connect: WebSocketHook | None = None,
         on_disconnect: Callable[[Disconnected], Any] | None = None,
+        events: Subscriber | None = None,
+        warn_slow_operation: float | None = None,
+        warn_low_throughput: float | None = None,
     ) -> None:
+        validate_arguments(ASYNCIO, locals())  # every option against wsfast.options.OPTIONS
         self._url = parse_url(url)
         self._compression = to_deflate(compression)
         Heartbeat(ping_interval, ping_timeout, idle_timeout, now=0.0)  # validates the three
-        for name, value in (
-            ("on_message", on_message),
-            ("on_ping", on_ping),
-            ("on_pong", on_pong),
-            ("on_idle", on_idle),
-            ("on_connect", on_connect),
-            ("on_disconnect", on_disconnect),
-        ):
-            if value is not None and not callable(value):
-                raise TypeError(f"{name} must be callable, not {type(value).__name__}")
         self._options = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
@@ -286,12 +304,8 @@ class connect:
             text_as_bytes=text_as_bytes,
             loads=loads,
         )
-        if max_queue < 1:
-            raise ValueError(f"max_queue must be at least 1, not {max_queue}")
-        self._headers = list(
-            (headers.items() if isinstance(headers, Mapping) else headers) if headers else ()
-        )
-        self._authorization = f"{token_type} {token}" if token is not None else None
+        self._headers = normalise_headers(headers)
+        self._authorization = authorization(token, token_type)
         self._subprotocols = list(subprotocols)
         self._origin = origin
         self._user_agent = user_agent
@@ -301,6 +315,7 @@ class connect:
         self._open_timeout = open_timeout
         self._max_redirects = max_redirects
         self._ws: WebSocket | None = None
+        self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
 
     def __await__(self) -> Generator[Any, None, WebSocket]:
         return self._open().__await__()
@@ -342,6 +357,11 @@ class connect:
         self, ws: WebSocket
     ) -> tuple[_Connection, Accepted, WebSocketURL]:
         url = self._url
+        connection_id = next_connection_id()
+        events = self._events
+        if events is not None:
+            events.connection_id = connection_id
+        ws.connection_id, ws._events = connection_id, events
         for _ in range(self._max_redirects + 1):
             # Credentials go to the URL's own origin only, never to another host a redirect names.
             same_origin = url.same_origin(self._url)
@@ -361,16 +381,23 @@ class connect:
 
             try:
                 assert connection.transport is not None
-                connection.transport.write(handshake.request())
-                outcome = await connection.read_until(parse)
+                if events is None:
+                    connection.transport.write(handshake.request())
+                    outcome = await connection.read_until(parse)
+                else:
+                    outcome = await _observed.exchange(connection, handshake.request(), parse, events)
             except BaseException:
                 if connection.transport is not None:
                     connection.transport.abort()
+                connection.report_closed()
                 raise
             if isinstance(outcome, Accepted):
                 return connection, outcome, url
             assert isinstance(outcome, Redirect)
+            if events is not None:
+                events.redirect(outcome.response.status, outcome.url.safe_url())
             connection.transport.close()
+            connection.report_closed()
             logger.info("redirected from %s to %s", url, outcome.url)
             url = outcome.url
         raise TooManyRedirects(
@@ -381,7 +408,19 @@ class connect:
         loop = asyncio.get_running_loop()
         context = make_ssl_context(self._ssl) if url.secure else None
         server_hostname = (self._server_hostname or url.host) if url.secure else None
+        events = self._events
         if self._proxy is None:
+            if events is not None:
+                connection = await _observed.create_connection(
+                    lambda: _Connection(ws),
+                    url.host,
+                    url.port,
+                    events,
+                    ssl=context,
+                    server_hostname=server_hostname,
+                )
+                _set_nodelay(connection.transport)
+                return connection
             _, connection = await loop.create_connection(
                 lambda: _Connection(ws), url.host, url.port, ssl=context, server_hostname=server_hostname
             )
@@ -392,9 +431,14 @@ class connect:
         proxy = urlsplit(self._proxy)
         if proxy.scheme not in ("http", "") or not proxy.hostname:
             raise InvalidURL(f"unsupported proxy {self._proxy!r}: use http://[user:password@]host:port")
-        _, connection = await loop.create_connection(
-            lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
-        )
+        if events is not None:
+            connection = await _observed.create_connection(
+                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080, events
+            )
+        else:
+            _, connection = await loop.create_connection(
+                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
+            )
         _set_nodelay(connection.transport)
         connection.phase = _Phase.PROXY
         target = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
@@ -405,12 +449,19 @@ class connect:
             credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
             lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
         assert connection.transport is not None
-        connection.transport.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode()
         parser = ResponseParser(connect=True)
+
+        def parse(data: bytes, eof: bool) -> Response | None:
+            return parser.feed_eof() if eof else parser.feed(data)
+
         try:
-            response: Response = await connection.read_until(
-                lambda data, eof: parser.feed_eof() if eof else parser.feed(data)
-            )
+            response: Response
+            if events is None:
+                connection.transport.write(request)
+                response = await connection.read_until(parse)
+            else:
+                response = await _observed.exchange(connection, request, parse, events, "proxy")
             if not 200 <= response.status < 300:
                 raise HandshakeError(
                     f"proxy refused the tunnel: HTTP {response.status} {response.reason}".rstrip(),
@@ -418,7 +469,13 @@ class connect:
                     response.headers,
                     response.body,
                 )
-            if context is not None:
+            if context is not None and events is not None:
+                assert server_hostname is not None
+                tls = await _observed.start_tls(
+                    connection.transport, connection, context, server_hostname, events
+                )
+                connection.transport = tls  # type: ignore[assignment]
+            elif context is not None:
                 transport = await loop.start_tls(
                     connection.transport, connection, context, server_hostname=server_hostname
                 )
@@ -426,6 +483,7 @@ class connect:
         except BaseException:
             if connection.transport is not None:
                 connection.transport.abort()
+            connection.report_closed()
             raise
         connection.phase = _Phase.HANDSHAKE
         return connection
@@ -440,7 +498,7 @@ def _set_nodelay(transport: asyncio.BaseTransport | None) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class WebSocket:
+class WebSocket(Observable):
     """An open WebSocket connection (asyncio). Create it with :func:`wsfast.connect`.
 
     Its methods must be called from the event loop that opened it.
@@ -531,6 +589,17 @@ class WebSocket:
         """The round-trip time of the last PING answered, in seconds."""
         self.reconnected: Reconnected | None = None
         """How the last reconnection went, or ``None`` before the first one."""
+        self.connection_id = -1
+        """This connection's number in the process-wide sequence shared with the threaded client."""
+        self._events: Monitor | None = None
+
+    def _monitor_connection_id(self) -> int:
+        return self.connection_id
+
+    def _set_events(self, events: Monitor | None) -> None:
+        self._events = events
+        if self._connection is not None:
+            self._connection.events = events
 
     # Opening
 
@@ -569,6 +638,8 @@ class WebSocket:
             self._receive(memoryview(leftover))
         if connection.eof:
             connection.end()
+        if connection.lost.done():  # the server closed TCP before the connection opened
+            connection.report_closed()
 
     async def _run_on_connect(self) -> None:
         """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine)."""
@@ -1034,7 +1105,10 @@ class WebSocket:
     def _write(self, data: bytes) -> None:
         connection = self._connection
         if connection is not None and connection.transport is not None:
-            connection.transport.write(data)
+            if self._events is None:
+                connection.transport.write(data)
+            else:
+                self._events.send(connection.transport.write, data)
 
     def _pause_writing(self) -> None:
         self._writing_paused = True

@@ -1,0 +1,174 @@
+"""What socket events (wsfast.events) cost on the receive path: nothing measurable when nobody subscribes.
+
+Both clients' receive paths are driven in memory (no socket, no event loop turn) with a stream of small
+JSON text frames cut into 64 KiB reads:
+
+* asyncio: ``_Connection.buffer_updated`` as shipped, unsubscribed (``baseline`` is the same protocol
+  without the ``is not None`` check, as before events existed) and with a no-op subscriber;
+* threaded: the event thread's loop (``WebSocketClient._run``) over a socket stand-in, unsubscribed and
+  with a no-op subscriber.
+
+Compare the medians within a group (``make bench`` or ``pytest benchmarks/bench_events.py
+--benchmark-only``): ``unsubscribed`` should match ``baseline`` within noise. Each run checks that every
+message arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import threading
+from typing import Any
+
+import pytest
+
+from wsfast.asyncio.client import WebSocket, _Connection, _Phase
+from wsfast.client import WebSocketClient
+from wsfast.protocol import ClientProtocol
+from wsfast.uri import parse_url
+
+MESSAGES = 5_000
+CHUNK = 64 * 1024
+
+
+def _stream() -> list[bytes]:
+    frames = bytearray()
+    for i in range(MESSAGES):
+        payload = json.dumps(
+            {
+                "e": "trade",
+                "s": "BTCUSDT",
+                "t": i,
+                "p": f"{60000 + i % 97}.12",
+                "q": "0.00150",
+                "m": i % 2 == 0,
+            }
+        ).encode()
+        frames += struct.pack("!BB", 0x81, len(payload)) + payload  # unmasked TEXT frames, < 126 bytes
+    return [bytes(frames[i : i + CHUNK]) for i in range(0, len(frames), CHUNK)]
+
+
+CHUNKS = _stream()
+
+
+def _ignore(event: Any) -> None:
+    pass
+
+
+class _BaselineConnection(_Connection):
+    """``buffer_updated`` as it was before events: no subscriber check."""
+
+    def buffer_updated(self, nbytes: int) -> None:
+        if self.phase is _Phase.OPEN:
+            self._ws._receive(self._view[:nbytes])
+        else:
+            self.pending += self._view[:nbytes]
+            self._wake()
+
+
+class _Transport:
+    def write(self, data: bytes) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.mark.parametrize("mode", ["baseline", "unsubscribed", "subscribed"])
+def test_asyncio_receive_path(benchmark: Any, mode: str) -> None:
+    benchmark.group = "events-asyncio-receive"
+    count = [0]
+
+    def on_message(message: Any) -> None:
+        count[0] += 1
+
+    async def make() -> tuple[WebSocket, _Connection]:
+        ws = WebSocket(
+            parse_url("ws://127.0.0.1/"),
+            on_message=on_message,
+            on_ping=None,
+            on_pong=None,
+            close_timeout=1.0,
+            max_message_size=None,
+            max_queue=16,
+            overflow="pause",  # type: ignore[arg-type]
+            text_as_bytes=False,
+            loads=None,
+        )
+        if mode == "subscribed":
+            ws.subscribe(_ignore)
+        connection = (_BaselineConnection if mode == "baseline" else _Connection)(ws)
+        connection.transport = _Transport()  # type: ignore[assignment]
+        connection.phase = _Phase.OPEN
+        ws._connection = connection
+        return ws, connection
+
+    loop = asyncio.new_event_loop()
+    try:
+        _, connection = loop.run_until_complete(make())
+    finally:
+        loop.close()
+    assert (connection.events is None) == (mode != "subscribed")
+
+    def feed() -> int:
+        count[0] = 0
+        for chunk in CHUNKS:
+            view = connection.get_buffer(-1)
+            view[: len(chunk)] = chunk
+            connection.buffer_updated(len(chunk))
+        return count[0]
+
+    assert benchmark(feed) == MESSAGES
+
+
+class _Socket:
+    """A socket stand-in that hands out the stream, then EOF."""
+
+    def __init__(self) -> None:
+        self._chunks = iter(CHUNKS)
+
+    def recv_into(self, view: memoryview) -> int:
+        chunk = next(self._chunks, b"")
+        view[: len(chunk)] = chunk
+        return len(chunk)
+
+    def sendall(self, data: bytes) -> None:
+        pass
+
+    def settimeout(self, timeout: float | None) -> None:
+        pass
+
+    def shutdown(self, how: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("mode", ["unsubscribed", "subscribed"])
+def test_threaded_receive_path(benchmark: Any, mode: str) -> None:
+    benchmark.group = "events-threaded-receive"
+    count = [0]
+
+    def on_message(message: Any) -> None:
+        count[0] += 1
+
+    client = WebSocketClient(on_message, "ws://127.0.0.1/")
+    if mode == "subscribed":
+        client.subscribe(_ignore)
+    assert (client._events is None) == (mode == "unsubscribed")
+
+    def run() -> int:
+        count[0] = 0
+        protocol = ClientProtocol(max_message_size=None)
+        client._run(_Socket(), protocol, b"", threading.Event())  # type: ignore[arg-type]
+        return count[0]
+
+    assert benchmark(run) == MESSAGES
