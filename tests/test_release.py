@@ -95,7 +95,7 @@ class TestCibuildwheel:
         first, *rest = config["test-command"]
         assert first == "python tests/wheel_check.py cython"
         assert any(command.startswith("python -m pytest tests") for command in rest)
-        assert "tests" in config["test-sources"]
+        assert {"tests", "compliance", "pyproject.toml"} <= set(config["test-sources"])
         (free_threaded,) = [o for o in config["overrides"] if o["select"] == "cp314t-*"]
         assert free_threaded["test-environment"] == {"PYTHON_GIL": "0"}
 
