@@ -206,9 +206,10 @@ def test_sdist_holds_what_a_wheel_build_and_its_tests_need(dists: tuple[Path, Pa
         assert f"src/wsfast/{module}.pyi" in names
     assert "src/wsfast/_kernels.pxd" in names
     assert "src/wsfast/py.typed" in names
-    # cibuildwheel tests each wheel with the tests copied from the sdist (test-sources in pyproject.toml).
-    for name in ("tests/conftest.py", "tests/helpers.py", "tests/wheel_check.py", *INSTALLED_TESTS):
-        assert (name if "/" in name else f"tests/{name}") in names
+    # cibuildwheel tests each wheel with tests/ and compliance/ copied from the sdist (test-sources).
+    for name in ("conftest.py", "helpers.py", "servers.py", "wheel_check.py", *INSTALLED_TESTS):
+        assert f"tests/{name}" in names
+    assert "compliance/run_autobahn.py" in names
     generated = [n for n in names if n.endswith((".c", ".so", ".pyd", ".pyc"))]
     assert not generated, f"build products in the sdist: {generated}"
 
