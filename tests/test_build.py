@@ -304,3 +304,6 @@ def test_pure_wheel_works_without_a_compiler(pure_wheel: Path, tmp_path: Path) -
     # WSFAST_NO_EXTENSIONS is unset (clean_environment drops it): the pure twins load on their own.
     output = venv.check("python", workdir, env=no_compiler)
     assert "(python)" in output
+    # On CPython the pure wheel says once why it is slower, and how to get the compiled modules.
+    assert output.count("RuntimeWarning on import") == 1, output
+    assert "pip install --no-binary wsfast wsfast" in output, output

@@ -52,6 +52,8 @@ def main(expected: str) -> None:
     check_location(wsfast.__file__ or "")
     if wsfast.implementation != expected:
         fail(f"wsfast.implementation is {wsfast.implementation!r}, expected {expected!r}")
+    for warning in caught:
+        print(f"wheel_check: {warning.category.__name__} on import: {warning.message}")
     if expected == "cython":
         if caught:
             fail(f"unexpected warnings on import: {[str(w.message) for w in caught]}")
