@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := pyproject.toml setup.py $(wildcard src/wsfast/*.pyx src/wsfast/*.pxd)
 
-.PHONY: setup run test test-pure bench lint fuzz clean
+.PHONY: setup run test test-pure bench lint docs fuzz clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,11 +33,17 @@ bench: $(STAMP)
 	$(BIN)/python -m pytest benchmarks --benchmark-only --benchmark-group-by=group \
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=median
 
+## Style, types, and the .pyi stubs of the compiled modules checked against the built modules.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks compliance setup.py
-	$(BIN)/ruff format --check src tests benchmarks compliance setup.py
+	$(BIN)/ruff check src tests benchmarks compliance docs setup.py
+	$(BIN)/ruff format --check src tests benchmarks compliance docs setup.py
 	$(BIN)/mypy --strict src/wsfast
+	$(BIN)/python -m mypy.stubtest --allowlist stubtest-allowlist.txt wsfast._codec_c wsfast._mask_c wsfast._utf8_c
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/cython-lint src/wsfast
+
+## The API reference (docs/api.md) from the docstrings; tests/test_docs.py checks it is up to date.
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
 
 ## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev).
 fuzz: $(STAMP)

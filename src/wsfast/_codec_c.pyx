@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, freethreading_compatible=True
 """Frame decoding and encoding (RFC 6455 §5), compiled twin of :mod:`wsfast._codec_py`.
 
 Read :mod:`wsfast._codec_py` for the contract both twins keep; the comments here explain what is done for
@@ -123,6 +123,10 @@ cdef class Decoder:
     ``feed(data)`` returns a list of what became complete, in wire order: ``str`` for a text message,
     ``bytes`` for a binary one, and :class:`~wsfast.Ping`, :class:`~wsfast.Pong`, :class:`~wsfast.Close`
     for control frames.
+
+    One decoder belongs to one connection: it keeps the partial frame and message between calls, so an
+    instance must not be used from two threads at once without a lock (the free-threaded build has no
+    GIL to serialize the calls). Separate instances are independent and can run in parallel.
     """
 
     cdef readonly Py_ssize_t control_count
@@ -690,6 +694,10 @@ cdef class Encoder:
     Every frame gets a fresh masking key from :func:`os.urandom`, a cryptographically secure source as
     RFC 6455 §10.3 requires; keys are fetched 256 at a time so small sends stay cheap. Masking is fused
     with the copy of the payload into the frame.
+
+    One encoder belongs to one connection: an instance must not be used from two threads at once without
+    a lock (the free-threaded build has no GIL to serialize the calls; :class:`~wsfast.WebSocketClient`
+    holds its write lock around every use). Separate instances are independent.
     """
 
     cdef uint8_t _keys[KEY_POOL_SIZE]
@@ -747,6 +755,7 @@ cdef class Encoder:
         cdef uint8_t* p
         cdef bytes frame
         cdef int i
+        cdef Py_ssize_t key_pos
         if size < 126:
             header = 6
         elif size < 65536:
@@ -766,11 +775,14 @@ cdef class Encoder:
             p[1] = 0x80 | 127
             for i in range(8):
                 p[2 + i] = <uint8_t>(<uint64_t>size >> (56 - 8 * i))
-        if self._key_pos >= KEY_POOL_SIZE:
+        # The position is read once and bounds-checked as read: even an Encoder shared between threads
+        # against the rules (free-threaded builds have no GIL to serialize calls) never reads past the pool.
+        key_pos = self._key_pos
+        if key_pos > KEY_POOL_SIZE - 4:
             memcpy(self._keys, PyBytes_AS_STRING(os.urandom(KEY_POOL_SIZE)), KEY_POOL_SIZE)
-            self._key_pos = 0
-        memcpy(p + header - 4, self._keys + self._key_pos, 4)
-        self._key_pos += 4
+            key_pos = 0
+        memcpy(p + header - 4, self._keys + key_pos, 4)
+        self._key_pos = key_pos + 4
         mask_copy(p + header, payload, size, p + header - 4)
         return frame
 

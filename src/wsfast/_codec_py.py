@@ -62,6 +62,9 @@ class Decoder:
     ``feed(data)`` returns a list of what became complete, in wire order: ``str`` for a text message,
     ``bytes`` for a binary one, and :class:`~wsfast.Ping`, :class:`~wsfast.Pong`, :class:`~wsfast.Close`
     for control frames.
+
+    One decoder belongs to one connection: it keeps the partial frame and message between calls, so an
+    instance must not be used from two threads at once without a lock. Separate instances are independent.
     """
 
     __slots__ = (
@@ -418,6 +421,9 @@ class Encoder:
 
     Every frame gets a fresh masking key from :func:`os.urandom`, a cryptographically secure source as
     RFC 6455 §10.3 requires; keys are fetched 256 at a time so small sends stay cheap.
+
+    One encoder belongs to one connection: an instance must not be used from two threads at once without
+    a lock (:class:`~wsfast.WebSocketClient` holds its write lock around every use).
     """
 
     __slots__ = ("_key_pos", "_keys")

@@ -26,8 +26,9 @@ def _load() -> tuple[str, ModuleType, ModuleType, ModuleType]:
     except ImportError as exc:
         warnings.warn(
             f"wsfast's compiled modules could not be loaded ({exc}); using the pure-Python twins, "
-            "which are about 10x slower. Reinstall wsfast (pip install --force-reinstall wsfast) "
-            "or set WSFAST_NO_EXTENSIONS=1 to silence this warning.",
+            "which are about 10x slower. The pure py3-none-any wheel (for platforms without a compiled "
+            "wheel) has none: `pip install --no-binary wsfast wsfast` builds them with a C compiler, and "
+            "`pip install -e .` in a source checkout. Set WSFAST_NO_EXTENSIONS=1 to silence this warning.",
             RuntimeWarning,
             stacklevel=3,
         )

@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, freethreading_compatible=True
 """Incremental UTF-8 validation (RFC 6455 §8.1), compiled twin of :mod:`wsfast._utf8_py`."""
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
@@ -30,6 +30,9 @@ cdef class Utf8Validator:
     Contract shared with the pure twin: :meth:`feed` raises as soon as the bytes fed so far are not a
     prefix of any well-formed UTF-8 string (Unicode Table 3-7), e.g. on the ``A0`` of ``ED A0`` (a
     surrogate); :meth:`end` raises if the stream stops inside a sequence.
+
+    A validator keeps the state of one stream: an instance must not be used from two threads at once
+    without a lock.
     """
 
     cdef Utf8State _state

@@ -52,6 +52,9 @@ class Utf8Validator:
     Contract shared with the compiled twin: :meth:`feed` raises as soon as the bytes fed so far are not a
     prefix of any well-formed UTF-8 string (Unicode Table 3-7), e.g. on the ``A0`` of ``ED A0`` (a
     surrogate); :meth:`end` raises if the stream stops inside a sequence.
+
+    A validator keeps the state of one stream: an instance must not be used from two threads at once
+    without a lock.
     """
 
     __slots__ = ("_decoder", "_offset")

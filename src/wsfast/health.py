@@ -212,8 +212,9 @@ class ReconnectPolicy:
         if not self.stable_after >= 0:
             raise ValueError(f"stable_after must be >= 0, not {self.stable_after!r}")
 
-    def delay(self, attempt: int, rand: Callable[[], float] = random.random) -> float:
-        """Seconds to wait before attempt number *attempt* (1-based)."""
+    def delay(self, attempt: int, rand: Callable[[], float] | None = None) -> float:
+        """Seconds to wait before attempt number *attempt* (1-based); *rand* (default
+        :func:`random.random`) draws the jitter."""
         if attempt < 1:
             raise ValueError(f"attempt numbers start at 1, not {attempt}")
         exponent = min(attempt - 1, 1024)  # the cap applies long before; avoids float overflow
@@ -222,7 +223,7 @@ class ReconnectPolicy:
         except OverflowError:
             base = self.max_delay
         base = min(base, self.max_delay)
-        return base * (1.0 - self.jitter * rand())
+        return base * (1.0 - self.jitter * (rand or random.random)())
 
     def gives_up(self, failed_attempts: int) -> bool:
         """Whether to stop after *failed_attempts* consecutive failures."""
