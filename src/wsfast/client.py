@@ -454,28 +454,12 @@ class WebSocketClient(Observable):
         """
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         events = self._events
-        if events is not None:
-            return self._exchange_observed(sock, handshake, deadline, events)
-        sock.sendall(handshake.request())
-        while True:
-            if deadline is not None:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"no complete handshake response within {self._timeout} s")
-                sock.settimeout(remaining)
-            data = sock.recv(65536)
-            outcome = handshake.receive(data) if data else handshake.receive_eof()
-            if outcome is not None:
-                sock.settimeout(self._timeout)
-                return outcome
-
-    def _exchange_observed(
-        self, sock: socket.socket, handshake: ClientHandshake, deadline: float | None, events: Monitor
-    ) -> Accepted | Redirect:
-        """:meth:`_exchange` reporting to the subscribers (wsfast.events)."""
         request = handshake.request()
-        events.send(sock.sendall, request)
-        events.request_sent(request)
+        if events is None:
+            sock.sendall(request)
+        else:
+            events.send(sock.sendall, request)
+            events.request_sent(request)
         started, received = time.perf_counter(), 0
         try:
             while True:
@@ -485,24 +469,24 @@ class WebSocketClient(Observable):
                         raise TimeoutError(f"no complete handshake response within {self._timeout} s")
                     sock.settimeout(remaining)
                 data = sock.recv(65536)
-                if data:
+                if data and events is not None:
                     received += len(data)
                     events.data_read(data)
                 outcome = handshake.receive(data) if data else handshake.receive_eof()
                 if outcome is not None:
                     sock.settimeout(self._timeout)
-                    response = outcome.response
-                    events.response_received(
-                        response.status,
-                        response.reason,
-                        response.headers,
-                        received,
-                        time.perf_counter() - started,
-                    )
+                    if events is not None:
+                        response = outcome.response
+                        elapsed = time.perf_counter() - started
+                        events.response_received(
+                            response.status, response.reason, response.headers, received, elapsed
+                        )
                     return outcome
         except HandshakeError as exc:
-            reason = getattr(exc, "reason", "")
-            events.response_received(exc.status, reason, exc.headers, received, time.perf_counter() - started)
+            if events is not None:
+                reason = getattr(exc, "reason", "")
+                elapsed = time.perf_counter() - started
+                events.response_received(exc.status, reason, exc.headers, received, elapsed)
             raise
 
     # The event thread
