@@ -215,6 +215,19 @@ def document_class(name: str, cls: type) -> list[str]:
     return lines
 
 
+def constant_summary(value: Any) -> str:
+    """A module constant for the table: its repr when short and stable, else what it holds. (A long
+    tuple of dataclasses repr'd in full would be unreadable, and frozensets in it print in an order
+    that changes with string hashing from one run to the next.)"""
+    rendered = repr(value)
+    if len(rendered) <= 80 and "frozenset" not in rendered:
+        return f"`{rendered}`"
+    if isinstance(value, (tuple, list, frozenset, set)):
+        kinds = sorted({type(item).__name__ for item in value})
+        return f"{type(value).__name__} of {len(value)} `{'`, `'.join(kinds)}`"
+    return f"`{type(value).__name__}`"
+
+
 def document_module(name: str, module: ModuleType) -> list[str]:
     lines = [f"### `wsfast.{name}`", "", text(inspect.getdoc(module)), ""]
     lines += ["| name | summary |", "| --- | --- |"]
@@ -222,7 +235,7 @@ def document_module(name: str, module: ModuleType) -> list[str]:
         member = getattr(module, member_name)
         summary = text(inspect.getdoc(member)).split("\n\n")[0].replace("\n", " ")
         if not callable(member):
-            summary = f"`{member!r}`"
+            summary = constant_summary(member)
         summary = summary.replace("|", "\\|")
         lines.append(f"| `{name}.{member_name}` | {summary} |")
     return [*lines, ""]
