@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
-import threading
 from typing import Any
 
 import pytest
@@ -92,6 +91,7 @@ def test_asyncio_receive_path(benchmark: Any, mode: str) -> None:
     async def make() -> tuple[WebSocket, _Connection]:
         ws = WebSocket(
             parse_url("ws://127.0.0.1/"),
+            connector=None,  # type: ignore[arg-type]  # never reconnects here
             on_message=on_message,
             on_ping=None,
             on_pong=None,
@@ -101,6 +101,13 @@ def test_asyncio_receive_path(benchmark: Any, mode: str) -> None:
             overflow="pause",  # type: ignore[arg-type]
             text_as_bytes=False,
             loads=None,
+            ping_interval=None,
+            ping_timeout=None,
+            idle_timeout=None,
+            on_idle=None,
+            reconnect=None,
+            on_connect=None,
+            on_disconnect=None,
         )
         if mode == "subscribed":
             ws.subscribe(_ignore)
@@ -160,7 +167,8 @@ def test_threaded_receive_path(benchmark: Any, mode: str) -> None:
     def on_message(message: Any) -> None:
         count[0] += 1
 
-    client = WebSocketClient(on_message, "ws://127.0.0.1/")
+    # No keepalive: the event loop would wait on the stand-in's file descriptor between reads.
+    client = WebSocketClient(on_message, "ws://127.0.0.1/", ping_interval=None)
     if mode == "subscribed":
         client.subscribe(_ignore)
     assert (client._events is None) == (mode == "unsubscribed")
@@ -168,7 +176,8 @@ def test_threaded_receive_path(benchmark: Any, mode: str) -> None:
     def run() -> int:
         count[0] = 0
         protocol = ClientProtocol(max_message_size=None)
-        client._run(_Socket(), protocol, b"", threading.Event())  # type: ignore[arg-type]
+        client._protocol = protocol
+        client._serve(_Socket(), protocol, b"")  # type: ignore[arg-type]
         return count[0]
 
     assert benchmark(run) == MESSAGES
