@@ -942,3 +942,33 @@ class TestNoDataLoss:
                 return stream
 
             check_exactly_once(run(main, WAIT * 3))
+
+
+class TestHealthOptionsInConfigs:
+    """The health options go through the option registry like every other (wsfast.options)."""
+
+    def test_from_text_and_back(self) -> None:
+        policy = {"initial_delay": 0.25, "max_delay": 8.0, "max_attempts": 5}
+        conn = wsfast.Connection(
+            "feed",
+            "ws://127.0.0.1:1/",
+            options={"ping_interval": "15", "idle_timeout": "30", "reconnect": policy},
+        )
+        again = wsfast.Connection.from_config(conn.config())
+        assert again == conn
+        client = conn.get(connect=False)
+        assert client._ping_interval == 15.0
+        assert client._idle_timeout == 30.0
+        assert client._reconnect == ReconnectPolicy(initial_delay=0.25, max_delay=8.0, max_attempts=5)
+
+    @pytest.mark.parametrize(
+        ("options", "message"),
+        [
+            ({"reconnect": {"jitter": 2}}, "jitter"),
+            ({"reconnect": {"delay": 1}}, "delay"),
+            ({"ping_timeout": "0"}, "ping_timeout"),
+        ],
+    )
+    def test_bad_values_are_rejected(self, options: dict[str, Any], message: str) -> None:
+        with pytest.raises(wsfast.OptionError, match=message):
+            wsfast.Connection("feed", "ws://127.0.0.1:1/", options=options)
