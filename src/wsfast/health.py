@@ -299,8 +299,10 @@ class Reconnected:
 class Stats:
     """Counters for a client, over all its connections (``client.stats()`` / ``ws.stats()``).
 
-    Bytes are wire bytes (frame headers included, after compression). ``last_message_at`` and
-    ``connected_at`` are seconds since the epoch (``None`` if never).
+    Bytes are the WebSocket frames' wire bytes (headers included, after compression), counted always;
+    ``client.usage()`` (:mod:`wsfast.events`, the reference's usage statistics) counts socket bytes,
+    the handshake included, and the time spent sending and receiving, while the client is observed.
+    ``last_message_at`` and ``connected_at`` are seconds since the epoch (``None`` if never).
     """
 
     messages_received: int = 0
