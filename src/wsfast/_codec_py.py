@@ -79,7 +79,6 @@ class Decoder:
         "_opcode",
         "_remaining",
         "_state",
-        "_text",
         "_text_as_bytes",
         "_utf8",
         "_wire_len",
@@ -116,8 +115,9 @@ class Decoder:
         self._opcode = 0
         self._remaining = 0
         self._message_opcode = 0  # 0: no data message in progress
-        self._buffer = bytearray()  # binary payload of the message in progress
-        self._text: list[str] = []  # decoded pieces of the text message in progress
+        # Payload of the message in progress, text included (validated as it arrives, decoded once at
+        # the end): memory stays within max_message_size however small the fragments are.
+        self._buffer = bytearray()
         self._utf8 = Utf8Validator()
         self._control = bytearray()
         self._error: ProtocolError | None = None
@@ -150,7 +150,6 @@ class Decoder:
             exc.messages = list(out)
             self._error = exc
             self._buffer = bytearray()
-            self._text = []
             raise
         return out
 
@@ -211,7 +210,7 @@ class Decoder:
                     self._inflate(memoryview(TAIL))
                     self._compressed = False
                     self._emit(out, self._finish_message())
-            elif self._fin and self._remaining <= available and not self._buffer and not self._text:
+            elif self._fin and self._remaining <= available and not self._buffer:
                 # The whole message is in *data*: build it in one step.
                 take = self._remaining
                 self._emit(out, self._message(data[pos : pos + take]))
@@ -322,12 +321,9 @@ class Decoder:
         if self._message_opcode == OP_TEXT:
             # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
             try:
-                piece = self._utf8.decode(data)
+                self._utf8.feed(data)
             except InvalidUTF8Error as exc:
                 raise InvalidUTF8Error(f"{exc} of a text message") from None
-            if not self._text_as_bytes:
-                self._text.append(piece)
-                return
         self._buffer += data
 
     def _emit(self, out: list[Any], message: Any) -> None:
@@ -354,22 +350,17 @@ class Decoder:
             except InvalidUTF8Error:
                 raise InvalidUTF8Error("text message ends inside a UTF-8 sequence") from None
             self._utf8.reset()
-            if not self._text_as_bytes:
-                message = "".join(self._text)
-                self._text = []
-                self._message_opcode = 0
-                return message
-            payload = bytes(self._buffer)
-            del self._buffer[:]
-            self._message_opcode = 0
-            return self._text_bytes(payload)
+            message = self._buffer.decode("utf-8") if not self._text_as_bytes else None
+            payload = bytes(self._buffer) if message is None else b""
         else:
             message = bytes(self._buffer)
-            if len(self._buffer) > KEEP_BUFFER_LIMIT:
-                self._buffer = bytearray()
-            else:
-                del self._buffer[:]
+        if len(self._buffer) > KEEP_BUFFER_LIMIT:
+            self._buffer = bytearray()
+        else:
+            del self._buffer[:]
         self._message_opcode = 0
+        if message is None:
+            return self._text_bytes(payload)
         return message
 
     def _message(self, data: memoryview) -> Any:
