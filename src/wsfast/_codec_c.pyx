@@ -398,6 +398,14 @@ cdef class Decoder:
         try:
             # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
             output = self._inflater.decompress(source, 0 if limit < 0 else limit + 1)
+            while self._inflater.eof and (limit < 0 or len(output) <= limit):
+                # A final DEFLATE block (BFINAL) ended the stream. RFC 7692 §7.2.3.3: what follows starts
+                # a new stream, as in _inflate_c (inflateReset), so both paths and twins agree.
+                rest = self._inflater.unused_data
+                self._inflater = self._decompressobj(self._inflate_wbits)
+                if not rest:
+                    break
+                output = output + self._inflater.decompress(rest, 0 if limit < 0 else limit + 1 - len(output))
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit >= 0 and len(output) > limit:

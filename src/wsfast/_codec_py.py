@@ -303,6 +303,16 @@ class Decoder:
         try:
             # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
             output = self._inflater.decompress(data, 0 if limit is None else limit + 1)
+            while self._inflater.eof and (limit is None or len(output) <= limit):
+                # A final DEFLATE block (BFINAL) ended the stream. RFC 7692 §7.2.3.3: what follows starts
+                # a new stream (a sender that flushes with BFINAL adds an empty block's header byte so the
+                # 00 00 ff ff tail completes it), as zlib's C API sees it after inflateReset.
+                rest = self._inflater.unused_data
+                self._inflater = self._deflate.decompressobj()
+                if not rest:
+                    break
+                more = self._inflater.decompress(rest, 0 if limit is None else limit + 1 - len(output))
+                output = output + more
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit is not None and len(output) > limit:
