@@ -576,6 +576,14 @@ def test_redirect_to_other_schemes_refused(location: str) -> None:
         handshake.receive(head("HTTP/1.1 302 Found", f"Location: {location}"))
 
 
+@pytest.mark.parametrize("location", ["ws://[example.org/", "http://ex[ample.org/x", "ws://[::1/"])
+def test_redirect_to_unparsable_url_is_invalid_url(location: str) -> None:
+    # urllib raises a bare ValueError ("Invalid IPv6 URL") for these; wsfast's error is InvalidURL.
+    handshake = ClientHandshake("ws://example.com/a")
+    with pytest.raises(InvalidURL):
+        handshake.receive(head("HTTP/1.1 307 Temporary Redirect", f"Location: {location}"))
+
+
 def test_redirect_to_url_with_credentials() -> None:
     url = redirect_to("ws://example.com/a", "ws://u%20x:p%40w@other.example.com/b")
     assert (url.username, url.password) == ("u x", "p@w")

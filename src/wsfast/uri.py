@@ -64,7 +64,10 @@ class WebSocketURL:
             InvalidURL: the target is not a ws/wss/http/https URL, or it would downgrade ``wss`` to ``ws``.
         """
         base = f"{'https' if self.secure else 'http'}://{self.host_header}{self.resource}"
-        target = urljoin(base, location)
+        try:
+            target = urljoin(base, location)
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL" for a stray '[' (found by the fuzzer)
+            raise InvalidURL(f"cannot follow a redirect to {location!r}: {exc}") from None
         scheme, sep, rest = target.partition("://")
         mapped = REDIRECT_SCHEMES.get(scheme.lower())
         if not sep or mapped is None:
