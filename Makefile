@@ -39,9 +39,19 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src/wsfast
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/cython-lint src/wsfast
 
-## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev).
+## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev), then each atheris harness
+## (fuzz/) for FUZZ_SECONDS; new inputs go to build/fuzz/<target>, failing ones to build/fuzz/<target>-crash-*.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= decoder protocol handshake
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/test_differential.py -q
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/test_differential.py tests/test_differential_protocol.py -q
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/$$target && \
+		$(BIN)/python fuzz/fuzz_$$target.py build/fuzz/$$target fuzz/corpus/$$target \
+			-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$target- -rss_limit_mb=2048 \
+			|| exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info src/wsfast/*.c src/wsfast/*.so src/wsfast/*.html
