@@ -13,7 +13,14 @@ import pytest
 
 import wsfast
 from helpers import BINARY, CONT, PING, TEXT, decode_variants, frame, outcome
-from wsfast import Deflate, InvalidCompressedDataError, InvalidHeader, MessageTooBigError, ProtocolError
+from wsfast import (
+    Deflate,
+    InvalidCompressedDataError,
+    InvalidHeader,
+    InvalidUTF8Error,
+    MessageTooBigError,
+    ProtocolError,
+)
 from wsfast.deflate import Compressor, Negotiated, NegotiationError, parse_extensions
 from wsfast.handshake import ClientHandshake, accept_key
 from wsfast.http11 import Headers, Response
@@ -466,3 +473,26 @@ class TestFinalBlocks:
         negotiated = Negotiated(zlib_backend=zlib_backend)
         _, error = decode_variants(lambda: impl.Decoder(compression=negotiated), rsv1_frame(TEXT, body))
         assert error == (InvalidCompressedDataError, 1007)
+
+
+class TestErrorOrder:
+    """A compressed text message that is invalid UTF-8 *and* inflates past the limit: the text within the
+    limit is validated first, so the error does not depend on how the stream is split (found by the
+    fuzzer: fed whole it was 1009, split it was 1007)."""
+
+    @pytest.mark.parametrize("backend", ["zlib", "module-api"])
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (b"ok" * 10 + b"\xff" + b"a" * 5000, (InvalidUTF8Error, 1007)),  # invalid within the limit
+            (b"a" * 5000 + b"\xff", (MessageTooBigError, 1009)),  # invalid only past the limit
+        ],
+    )
+    def test_split_does_not_change_the_error(
+        self, impl: Any, backend: str, text: bytes, expected: tuple[type, int]
+    ) -> None:
+        zlib_backend: Any = zlib if backend == "zlib" else TestBackends.PROXY
+        negotiated = Negotiated(zlib_backend=zlib_backend)
+        stream = rsv1_frame(TEXT, deflate(text))
+        _, error = decode_variants(lambda: impl.Decoder(1000, compression=negotiated), stream)
+        assert error == expected

@@ -384,6 +384,7 @@ cdef class Decoder:
         cdef Py_ssize_t limit = -1
         cdef bytes output
         cdef bytes piece
+        cdef Py_ssize_t bad
         if self._inflater is None:
             self._inflater = self._decompressobj(self._inflate_wbits)
         if self._max_size >= 0:
@@ -409,6 +410,14 @@ cdef class Decoder:
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit >= 0 and len(output) > limit:
+            if self._message_opcode == OP_TEXT:
+                # Text within the limit is validated first (as in the pure twin), so the error (1007 or
+                # 1009) does not depend on how much was inflated per call, i.e. on the split.
+                bad = utf8_scan(&self._utf8, <const uint8_t*>PyBytes_AS_STRING(output), limit)
+                if bad >= 0:
+                    raise InvalidUTF8Error(
+                        f"invalid UTF-8 at byte {self._buffer_len + bad} of a text message"
+                    )
             raise MessageTooBigError(
                 f"message inflates to more than max_message_size={self._max_size} bytes"
             )
@@ -451,6 +460,11 @@ cdef class Decoder:
                 rc = inflate(&self._zstream, Z_SYNC_FLUSH)
             self._buffer_len += given - self._zstream.avail_out
             if self._buffer_len >= bound and bound != PY_SSIZE_T_MAX:
+                if self._message_opcode == OP_TEXT and bound - 1 > start:
+                    # Text within the limit is validated first: the error must not depend on the split.
+                    bad = utf8_scan(&self._utf8, self._buffer + start, bound - 1 - start)
+                    if bad >= 0:
+                        raise InvalidUTF8Error(f"invalid UTF-8 at byte {start + bad} of a text message")
                 raise MessageTooBigError(
                     f"message inflates to more than max_message_size={self._max_size} bytes"
                 )

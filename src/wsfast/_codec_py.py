@@ -316,6 +316,10 @@ class Decoder:
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit is not None and len(output) > limit:
+            if self._message_opcode == OP_TEXT:
+                # Text within the limit is validated first, so the error (1007 or 1009) does not depend on
+                # how much of the message was inflated per call, i.e. on how the stream was split.
+                self._append(memoryview(output)[:limit])
             raise MessageTooBigError(f"message inflates to more than max_message_size={self._max_size} bytes")
         if output:
             self._append(memoryview(output))
