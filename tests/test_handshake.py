@@ -537,6 +537,26 @@ def test_redirect_statuses(status: int) -> None:
     assert (url.secure, url.host, url.port, url.resource) == (False, "other.example.com", 8080, "/b?x=1")
 
 
+@pytest.mark.parametrize(
+    "endless",
+    [b"f" * 1000, b"1;" + b"x" * 998, b"1\r\nx\r\n" * 166],  # a size line without its CRLF; tiny chunks
+)
+def test_non_101_chunked_body_that_never_ends_is_bounded(endless: bytes) -> None:
+    # The body is only diagnostics: what is buffered for it stays bounded however the chunks are framed.
+    handshake = ClientHandshake("ws://example.com/")
+    handshake.receive(head("HTTP/1.1 403 Forbidden", "Transfer-Encoding: chunked"))
+    error = None
+    for _ in range(10 * MAX_BODY_SIZE // len(endless)):
+        try:
+            handshake.receive(endless)
+        except InvalidStatus as exc:
+            error = exc
+            break
+    assert isinstance(error, InvalidStatus), "the body was never cut off"
+    assert error.status == 403
+    assert len(error.body) <= MAX_BODY_SIZE
+
+
 def test_redirect_body_ignored() -> None:
     handshake = ClientHandshake("ws://example.com/")
     outcome = handshake.receive(head("HTTP/1.1 302 Found", "Location: /b") + b"<html>moved</html>")
