@@ -198,7 +198,8 @@ class ResponseParser:
         status_line, *lines = text.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        # isascii(): str.isdigit() also accepts digits like "³" that int() refuses (found by the fuzzer).
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not (code.isascii() and code.isdigit()):
             raise InvalidHTTP(f"invalid HTTP status line: {status_line[:200]!r}")
         if len(lines) > MAX_HEADERS:
             raise InvalidHTTP(f"more than {MAX_HEADERS} response headers")
