@@ -394,6 +394,7 @@ class WebSocket:
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self._loop.create_future()
@@ -459,6 +460,13 @@ class WebSocket:
         reply = core.data_to_send()
         if reply:
             self._write(reply)
+            if self._writing_paused and not self._replies_paused_reading:
+                # The server does not read our replies (PONGs): stop reading what asks for more of them
+                # until it does, as the threaded client's event thread blocks in sendall. Otherwise a
+                # PING flood grows the write buffer without bound.
+                self._replies_paused_reading = True
+                if self._connection is not None and self._connection.transport is not None:
+                    self._connection.transport.pause_reading()
         if events:
             on_message = self._on_message
             if core.last_had_control:
@@ -663,6 +671,8 @@ class WebSocket:
 
     def _resume_reading(self) -> None:
         self._reading_paused = False
+        if self._replies_paused_reading:
+            return  # still waiting for the server to read our replies (_resume_writing resumes)
         if self._connection is not None and self._connection.transport is not None:
             self._connection.transport.resume_reading()
 
@@ -703,6 +713,10 @@ class WebSocket:
 
     def _resume_writing(self) -> None:
         self._writing_paused = False
+        if self._replies_paused_reading:
+            self._replies_paused_reading = False
+            if not self._reading_paused and not self._failure_queued:
+                self._resume_reading()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
