@@ -637,6 +637,10 @@ cdef class Decoder:
         cdef Py_ssize_t capacity
         cdef void* grown
         cdef Py_ssize_t bad
+        if size == 0:
+            # An empty fragment: nothing to add, and memcpy() to a buffer not yet allocated (NULL) is
+            # undefined behaviour even for 0 bytes (found by UndefinedBehaviorSanitizer).
+            return 0
         if self._message_opcode == OP_TEXT:
             # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
             bad = utf8_scan(&self._utf8, data, size)
