@@ -304,7 +304,7 @@ def _handshake(response: bytes, cuts: list[int], compression: bool) -> tuple[Any
         status = getattr(exc, "status", None)
         return (type(exc).__name__, status), b""
     if isinstance(outcome, Redirect):
-        return ("Redirect", outcome.response.status, str(outcome.url)), b""
+        return ("Redirect", outcome.response.status, str(outcome.url).replace(accept, "@ACCEPT@")), b""
     assert isinstance(outcome, Accepted)
     headers = [
         (name, value.replace(accept, "@ACCEPT@")) for name, value in outcome.response.headers.raw_items()
