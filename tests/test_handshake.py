@@ -22,7 +22,7 @@ from wsfast.exceptions import (
 )
 from wsfast.handshake import Accepted, ClientHandshake, Redirect, accept_key, generate_key
 from wsfast.http11 import MAX_BODY_SIZE, MAX_HEAD_SIZE, Headers, ResponseParser
-from wsfast.uri import WebSocketURL, parse_url
+from wsfast.uri import WebSocketURL, parse_url, redact
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -610,6 +610,30 @@ def test_redirect_to_unparsable_url_is_invalid_url(location: str) -> None:
     handshake = ClientHandshake("ws://example.com/a")
     with pytest.raises(InvalidURL):
         handshake.receive(head("HTTP/1.1 307 Temporary Redirect", f"Location: {location}"))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ws://alice:s3cret@example.com/p", "ws://alice:***@example.com/p"),
+        ("wss://a:b:c@h:1/x?y=1@2", "wss://a:***@h:1/x?y=1@2"),
+        ("http://u:p%40w@proxy:8080", "http://u:***@proxy:8080"),
+        ("ws://alice@example.com/", "ws://alice@example.com/"),
+        ("ws://example.com/a:b@c", "ws://example.com/a:b@c"),
+    ],
+)
+def test_redact_hides_passwords(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://u:s3cret@host:99999/", "http://u:s3cret@host/", "ws://u:s3cret@host/#x", "ws://u:s3cret@/x"]
+)
+def test_invalid_url_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        parse_url(url)
+    assert "s3cret" not in str(info.value)
+    assert "u:***@" in str(info.value)
 
 
 def test_redirect_to_url_with_credentials() -> None:

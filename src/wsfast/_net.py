@@ -12,7 +12,7 @@ from urllib.parse import unquote, urlsplit
 
 from .exceptions import HandshakeError, InvalidURL
 from .http11 import ResponseParser
-from .uri import WebSocketURL
+from .uri import WebSocketURL, redact
 
 __all__ = ["make_ssl_context", "open_connection"]
 
@@ -81,7 +81,7 @@ def open_connection(
     if proxy is not None:
         proxy_parts = urlsplit(proxy)
         if proxy_parts.scheme not in ("http", "") or not proxy_parts.hostname:
-            raise InvalidURL(f"unsupported proxy {proxy!r}: use http://[user:password@]host:port")
+            raise InvalidURL(f"unsupported proxy {redact(proxy)!r}: use http://[user:password@]host:port")
         sock = _connect_tcp(proxy_parts.hostname, proxy_parts.port or 8080, connect_timeout)
     else:
         sock = _connect_tcp(url.host, url.port, connect_timeout)
