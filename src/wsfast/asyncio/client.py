@@ -44,7 +44,7 @@ from ..frames import Close, CloseCode, Ping, Pong
 from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
 from ..http11 import Response, ResponseParser
 from ..protocol import ClientProtocol, State
-from ..uri import WebSocketURL, parse_url
+from ..uri import WebSocketURL, parse_url, redact
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 
@@ -302,7 +302,9 @@ class connect:
 
         proxy = urlsplit(self._proxy)
         if proxy.scheme not in ("http", "") or not proxy.hostname:
-            raise InvalidURL(f"unsupported proxy {self._proxy!r}: use http://[user:password@]host:port")
+            raise InvalidURL(
+                f"unsupported proxy {redact(self._proxy)!r}: use http://[user:password@]host:port"
+            )
         _, connection = await loop.create_connection(
             lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
         )
