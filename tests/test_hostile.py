@@ -398,6 +398,20 @@ def test_handshake_attacks(kind: str, attack: str) -> None:
         client.connect_good()
 
 
+def test_slowloris_proxy(kind: str) -> None:
+    # An HTTP proxy that answers CONNECT one byte per second: the same deadline bounds its answer.
+    def proxy(conn: RawConnection) -> None:
+        conn.read_request()
+        conn.drip(b"HTTP/1.1 200 Connection established\r\n\r\n", interval=1.0)
+
+    with RawServer(proxy) as slow, RawServer(good_echo) as target:
+        client = make_client(kind, target.url(), proxy=f"http://127.0.0.1:{slow.port}")
+        outcome = client.attack()
+        assert isinstance(outcome.raised, TimeoutError), outcome
+        assert outcome.seconds < TIMEOUT + 2
+        make_client(kind, target.url()).connect_good()
+
+
 # --------------------------------------------------------------------------------------------------
 # Floods
 # --------------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import socket
 import ssl as ssl_module
+import time
 from urllib.parse import unquote, urlsplit
 
 from .exceptions import HandshakeError, InvalidURL
@@ -45,8 +46,16 @@ def _tunnel(sock: socket.socket, proxy: str, url: WebSocketURL, timeout: float |
         lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
     sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
     parser = ResponseParser(connect=True)
+    # One deadline for the whole answer, as for the handshake: a proxy that drips bytes cannot hold
+    # the connection open forever.
+    deadline = None if timeout is None else time.monotonic() + timeout
     sock.settimeout(timeout)
     while True:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete answer from the proxy within {timeout} s")
+            sock.settimeout(remaining)
         data = sock.recv(65536)
         response = parser.feed(data) if data else parser.feed_eof()
         if response is not None:
