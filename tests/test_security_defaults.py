@@ -208,3 +208,20 @@ class TestCredentialsAreNeverLogged:
         with caplog.at_level(logging.DEBUG), RawServer(self.server) as server:
             asyncio.run(asyncio.wait_for(main(server.port), 10))
         self.check([*texts, caplog.text])
+
+
+def test_the_command_line_never_prints_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    from wsfast.cli import main
+
+    def server(conn: RawConnection) -> None:
+        conn.accept(server_frame(0x1, "hello"))
+        conn.finish_closing_handshake()
+
+    with RawServer(server) as good:
+        assert main([f"ws://user:S3CRET-PASSWORD@127.0.0.1:{good.port}/", "--count", "1"]) == 0
+    with RawServer(lambda conn: conn.read_request() and conn.send(b"HTTP/1.1 403 No\r\n\r\n")) as refusing:
+        assert main([f"ws://user:S3CRET-PASSWORD@127.0.0.1:{refusing.port}/"]) == 1
+    output = capsys.readouterr()
+    assert "connected to ws://user:***@127.0.0.1" in output.err
+    assert "cannot connect to ws://user:***@127.0.0.1" in output.err
+    assert "S3CRET" not in output.out + output.err
