@@ -13,6 +13,7 @@ import contextlib
 import gc
 import os
 import re
+import sys
 import threading
 import time
 import tracemalloc
@@ -25,7 +26,13 @@ from servers import CLOSE, TEXT, RawConnection, RawServer, server_close, server_
 from wsfast import ConnectionClosed
 from wsfast.client import WebSocketClient
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        sys.platform != "linux" or sys.implementation.name != "cpython",
+        reason="reads /proc/self (Linux) and uses tracemalloc and the compiled twin (CPython)",
+    ),
+]
 
 WAIT = 60.0
 MILLION = 1_000_000
