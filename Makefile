@@ -34,8 +34,8 @@ bench: $(STAMP)
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-sort=median
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks compliance setup.py
-	$(BIN)/ruff format --check src tests benchmarks compliance setup.py
+	$(BIN)/ruff check src tests benchmarks compliance fuzz setup.py
+	$(BIN)/ruff format --check src tests benchmarks compliance fuzz setup.py
 	$(BIN)/mypy --strict src/wsfast
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/cython-lint src/wsfast
 
