@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import extensions_disabled
+from conftest_client import extensions_disabled
 from test_differential import ANY_STREAM, frame_streams, mutated_streams
 
 FUZZ = Path(__file__).resolve().parent.parent / "fuzz"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import extensions_disabled
+from conftest_client import extensions_disabled
 
 ROOT = Path(__file__).resolve().parent.parent
 FUZZ = ROOT / "fuzz"

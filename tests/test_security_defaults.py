@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 import wsfast
-from conftest import require_impl
 from servers import RawConnection, RawServer, redirect_response, server_frame
 from wsfast import ConnectionClosedError, InvalidStatus, InvalidURL
 from wsfast._net import make_ssl_context
@@ -56,11 +55,9 @@ class TestDocumentedDefaults:
         assert MAX_HEADERS == 256
         assert MAX_BODY_SIZE == 64 * 1024
 
-    @pytest.mark.parametrize("name", ["python", "cython"])
-    def test_masking_keys_come_from_os_urandom(self, name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_masking_keys_come_from_os_urandom(self, impl: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         # RFC 6455 §10.3: masking keys from a strong source of entropy. Both twins draw them from
         # os.urandom (a pool of 256 keys at a time), never from the random module.
-        impl = require_impl(name)
         calls: list[int] = []
 
         def urandom(size: int) -> bytes:
