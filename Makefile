@@ -35,8 +35,8 @@ bench: $(STAMP)
 
 ## Style, types, and the .pyi stubs of the compiled modules checked against the built modules.
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks compliance docs setup.py
-	$(BIN)/ruff format --check src tests benchmarks compliance docs setup.py
+	$(BIN)/ruff check src tests benchmarks compliance docs fuzz setup.py
+	$(BIN)/ruff format --check src tests benchmarks compliance docs fuzz setup.py
 	$(BIN)/mypy --strict src/wsfast
 	$(BIN)/python -m mypy.stubtest --allowlist stubtest-allowlist.txt wsfast._codec_c wsfast._mask_c wsfast._utf8_c
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/cython-lint src/wsfast
@@ -45,9 +45,19 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python docs/generate.py
 
-## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev).
+## Long hypothesis run of the differential tests (HYPOTHESIS_PROFILE=dev), then each atheris harness
+## (fuzz/) for FUZZ_SECONDS; new inputs go to build/fuzz/<target>, failing ones to build/fuzz/<target>-crash-*.
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?= decoder protocol handshake
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/test_differential.py -q
+	HYPOTHESIS_PROFILE=dev $(BIN)/python -m pytest tests/test_differential.py tests/test_differential_protocol.py -q
+	$(BIN)/python -c "import atheris" 2>/dev/null || $(BIN)/python -m pip install --quiet atheris
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/$$target && \
+		$(BIN)/python fuzz/fuzz_$$target.py build/fuzz/$$target fuzz/corpus/$$target \
+			-max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/fuzz/$$target- -rss_limit_mb=2048 \
+			|| exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info src/wsfast/*.c src/wsfast/*.so src/wsfast/*.html

@@ -3,8 +3,9 @@
 - :class:`WebsocketsServer`: a ``websockets`` (new asyncio API) server with a configurable handler (see the
   handler factories below) and optional TLS (:func:`tls_certs`, from ``trustme``).
 - :class:`AiohttpServer`: an ``aiohttp`` web server with a WebSocket echo route, redirects and a 403.
-- :class:`RawServer`: a scriptable TCP server: the test's handler reads the request and writes exact bytes.
-  It computes valid accept keys itself and records the raw request and every (unmasked) client frame.
+- :class:`RawServer`: a scriptable TCP (or TLS) server: the test's handler reads the request and writes exact
+  bytes. It computes valid accept keys itself and records the raw request and every (unmasked) client frame;
+  ``send_forever`` and ``drip`` script floods and slowloris servers (see tests/test_hostile.py).
 - :class:`ConnectProxy`: a tiny HTTP CONNECT proxy with optional Basic proxy auth, counting tunnels.
 
 Every server binds port 0, exposes ``.port`` / ``.url(...)``, and stops cleanly on exit. All blocking
@@ -23,6 +24,7 @@ import socket
 import ssl
 import struct
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -394,9 +396,10 @@ def server_close(code: int | None = 1000, reason: str | bytes = b"") -> bytes:
 class RawConnection:
     """One accepted connection of a :class:`RawServer`, driven by the test's handler."""
 
-    def __init__(self, sock: socket.socket, index: int) -> None:
+    def __init__(self, sock: socket.socket, index: int, stopping: threading.Event | None = None) -> None:
         self.sock = sock
         self.index = index
+        self.stopping = stopping if stopping is not None else threading.Event()  # set when the server stops
         sock.settimeout(IO_TIMEOUT)
         self._buffer = bytearray()
         self.request: bytes = b""  # the raw request head, including the final CRLFCRLF
@@ -495,6 +498,29 @@ class RawConnection:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def send_forever(self, chunk: bytes, limit: float = IO_TIMEOUT) -> int:
+        """Send *chunk* again and again until the client goes away (or *limit* seconds pass, or the
+        server stops); returns how many were sent. For hostile servers: floods, endless messages."""
+        deadline = time.monotonic() + limit
+        count = 0
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            try:
+                self.sock.sendall(chunk)
+            except OSError:  # the client closed (or the send timed out because it stopped reading)
+                break
+            count += 1
+        return count
+
+    def drip(self, data: bytes, interval: float) -> None:
+        """Send *data* one byte every *interval* seconds (slowloris), until done or the client leaves."""
+        for byte in data:
+            if self.stopping.wait(interval):
+                return
+            try:
+                self.sock.sendall(bytes([byte]))
+            except OSError:
+                return
+
     def accept_response(
         self,
         *,
@@ -551,8 +577,12 @@ class RawServer:
     exception in a handler is recorded in ``errors`` and fails the test on exit.
     """
 
-    def __init__(self, handler: Callable[[RawConnection], None]) -> None:
+    def __init__(
+        self, handler: Callable[[RawConnection], None], *, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         self.handler = handler
+        self.ssl_context = ssl_context  # wss://: each accepted socket is wrapped (server side)
+        self.tls_errors: list[BaseException] = []  # TLS handshakes the client refused (expected in tests)
         self.connections: list[RawConnection] = []
         self.errors: list[BaseException] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -578,7 +608,7 @@ class RawServer:
                 continue
             except OSError:
                 return
-            conn = RawConnection(sock, len(self.connections))
+            conn = RawConnection(sock, len(self.connections), self._stopping)
             self.connections.append(conn)
             thread = threading.Thread(target=self._serve, args=(conn,), name="raw-conn", daemon=True)
             self._threads.append(thread)
@@ -586,6 +616,12 @@ class RawServer:
 
     def _serve(self, conn: RawConnection) -> None:
         try:
+            if self.ssl_context is not None:
+                try:
+                    conn.sock = self.ssl_context.wrap_socket(conn.sock, server_side=True)
+                except (ssl.SSLError, OSError) as exc:  # e.g. the client rejected the certificate
+                    self.tls_errors.append(exc)
+                    return
             self.handler(conn)
         except BaseException as exc:
             if not self._stopping.is_set():

@@ -6,6 +6,9 @@ which must give the same messages and the same error (type and close code).
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
+
 import pytest
 
 from helpers import (
@@ -614,6 +617,44 @@ class TestLimits:
         decoder = impl.Decoder(max_message_size=None)
         assert decoder.feed(header(BINARY, 2**62, length_form=64)) == []
         assert decoder.feed(b"x" * 1000) == []
+
+    @pytest.mark.skipif(sys.implementation.name != "cpython", reason="tracemalloc is CPython's")
+    @pytest.mark.parametrize("text_as_bytes", [False, True])
+    def test_endless_empty_fragments_hold_no_memory(self, impl, text_as_bytes):
+        # A message that never ends, in empty fragments, never reaches the size limit: it must not
+        # grow memory either (the pure twin once kept one list entry per fragment).
+        decoder = impl.Decoder(max_message_size=1000, text_as_bytes=text_as_bytes)
+        assert decoder.feed(frame(TEXT, b"", fin=False)) == []
+        chunk = frame(CONT, b"", fin=False) * 5000
+        decoder.feed(chunk)
+        tracemalloc.start()
+        try:
+            for _ in range(6):
+                assert decoder.feed(chunk) == []
+            current, _ = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert current < 10_000, current
+
+    @pytest.mark.skipif(sys.implementation.name != "cpython", reason="tracemalloc is CPython's")
+    @pytest.mark.parametrize("opcode", [TEXT, BINARY])
+    def test_tiny_fragments_stay_within_the_limit(self, impl, opcode):
+        # 3-byte fragments of a message over the limit: 1009, and the memory held stays near the limit.
+        limit = 60_000
+        decoder = impl.Decoder(max_message_size=limit)
+        assert decoder.feed(frame(opcode, b"abc", fin=False)) == []
+        chunk = frame(CONT, b"abc", fin=False) * 5_000
+        tracemalloc.start()
+        try:
+            for _ in range(limit // 15_000 - 1):  # 15,000 payload bytes per chunk: still within the limit
+                assert decoder.feed(chunk) == []
+            with pytest.raises(MessageTooBigError) as excinfo:
+                decoder.feed(chunk)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert excinfo.value.close_code == 1009
+        assert peak < 4 * limit, peak
 
 
 class TestErrors:

@@ -13,7 +13,14 @@ import pytest
 
 import wsfast
 from helpers import BINARY, CONT, PING, TEXT, decode_variants, frame, outcome
-from wsfast import Deflate, InvalidCompressedDataError, InvalidHeader, MessageTooBigError, ProtocolError
+from wsfast import (
+    Deflate,
+    InvalidCompressedDataError,
+    InvalidHeader,
+    InvalidUTF8Error,
+    MessageTooBigError,
+    ProtocolError,
+)
 from wsfast.deflate import Compressor, Negotiated, NegotiationError, parse_extensions
 from wsfast.handshake import ClientHandshake, accept_key
 from wsfast.http11 import Headers, Response
@@ -422,3 +429,70 @@ class TestBackends:
             impl.Decoder(max_message_size=2**20, compression=negotiated).feed(rsv1_frame(BINARY, bomb))
         with pytest.raises(InvalidCompressedDataError):
             impl.Decoder(compression=negotiated).feed(rsv1_frame(BINARY, b"\xff\xff\xff\xff"))
+
+
+class TestFinalBlocks:
+    """RFC 7692 §7.2.3.3: a sender may flush with a DEFLATE block that has BFINAL set, followed by the
+    header byte of an empty non-final block, so that the 00 00 ff ff tail completes it. What follows a
+    final block starts a new DEFLATE stream, in every inflate path of both twins (the pure paths once
+    ignored it, silently turning every later compressed message into an empty one)."""
+
+    @staticmethod
+    def final(payload: bytes) -> bytes:
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        return compressor.compress(payload) + compressor.flush(zlib.Z_FINISH) + b"\x00"
+
+    def test_rfc_example(self, impl: Any) -> None:
+        # RFC 7692 §7.2.3.3: "Hello" in a final block, then the empty block's header byte.
+        assert self.final(b"Hello") == bytes.fromhex("f348cdc9c90700") + b"\x00"
+        stream = rsv1_frame(TEXT, bytes.fromhex("f348cdc9c9070000")) * 2
+        messages, error = decode_variants(lambda: impl.Decoder(compression=Negotiated()), stream)
+        assert (messages, error) == (["Hello", "Hello"], None)
+
+    @pytest.mark.parametrize("backend", ["zlib", "module-api"])
+    def test_final_blocks_then_more_messages(self, impl: Any, backend: str) -> None:
+        zlib_backend: Any = zlib if backend == "zlib" else TestBackends.PROXY
+        book = self.final(ORDER_BOOK)
+        stream = (
+            rsv1_frame(TEXT, self.final(b"Hello"))
+            + rsv1_frame(BINARY, book[:9], fin=False)
+            + frame(CONT, book[9:])
+            + rsv1_frame(TEXT, deflate(b"sync-flushed"))
+            + rsv1_frame(TEXT, self.final(b"again"))
+        )
+        negotiated = Negotiated(zlib_backend=zlib_backend)
+        messages, error = decode_variants(lambda: impl.Decoder(compression=negotiated), stream)
+        assert error is None
+        assert messages == ["Hello", ORDER_BOOK, "sync-flushed", "again"]
+
+    @pytest.mark.parametrize("backend", ["zlib", "module-api"])
+    def test_garbage_after_a_final_block_is_1007(self, impl: Any, backend: str) -> None:
+        zlib_backend: Any = zlib if backend == "zlib" else TestBackends.PROXY
+        compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+        body = compressor.compress(b"Hello") + compressor.flush(zlib.Z_FINISH) + b"\xff\xff\xff"
+        negotiated = Negotiated(zlib_backend=zlib_backend)
+        _, error = decode_variants(lambda: impl.Decoder(compression=negotiated), rsv1_frame(TEXT, body))
+        assert error == (InvalidCompressedDataError, 1007)
+
+
+class TestErrorOrder:
+    """A compressed text message that is invalid UTF-8 *and* inflates past the limit: the text within the
+    limit is validated first, so the error does not depend on how the stream is split (found by the
+    fuzzer: fed whole it was 1009, split it was 1007)."""
+
+    @pytest.mark.parametrize("backend", ["zlib", "module-api"])
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (b"ok" * 10 + b"\xff" + b"a" * 5000, (InvalidUTF8Error, 1007)),  # invalid within the limit
+            (b"a" * 5000 + b"\xff", (MessageTooBigError, 1009)),  # invalid only past the limit
+        ],
+    )
+    def test_split_does_not_change_the_error(
+        self, impl: Any, backend: str, text: bytes, expected: tuple[type, int]
+    ) -> None:
+        zlib_backend: Any = zlib if backend == "zlib" else TestBackends.PROXY
+        negotiated = Negotiated(zlib_backend=zlib_backend)
+        stream = rsv1_frame(TEXT, deflate(text))
+        _, error = decode_variants(lambda: impl.Decoder(1000, compression=negotiated), stream)
+        assert error == expected

@@ -22,7 +22,7 @@ from wsfast.exceptions import (
 )
 from wsfast.handshake import Accepted, ClientHandshake, Redirect, accept_key, generate_key
 from wsfast.http11 import MAX_BODY_SIZE, MAX_HEAD_SIZE, Headers, ResponseParser
-from wsfast.uri import WebSocketURL, parse_url
+from wsfast.uri import WebSocketURL, parse_url, redact
 
 # --------------------------------------------------------------------------------------------------
 # Helpers
@@ -482,7 +482,15 @@ def test_too_many_headers() -> None:
 
 @pytest.mark.parametrize(
     "status_line",
-    ["HTTP/2 101 Switching", "ICY 200 OK", "HTTP/1.1 1O1 Switching", "HTTP/1.1", "garbage"],
+    # "50\xb3": a superscript digit, which str.isdigit() accepts and int() refuses (found by the fuzzer)
+    [
+        "HTTP/2 101 Switching",
+        "ICY 200 OK",
+        "HTTP/1.1 1O1 Switching",
+        "HTTP/1.1",
+        "garbage",
+        "HTTP/1.1 50\xb3 X",
+    ],
 )
 def test_malformed_status_line(status_line: str) -> None:
     handshake = ClientHandshake("ws://example.com/")
@@ -537,6 +545,26 @@ def test_redirect_statuses(status: int) -> None:
     assert (url.secure, url.host, url.port, url.resource) == (False, "other.example.com", 8080, "/b?x=1")
 
 
+@pytest.mark.parametrize(
+    "endless",
+    [b"f" * 1000, b"1;" + b"x" * 998, b"1\r\nx\r\n" * 166],  # a size line without its CRLF; tiny chunks
+)
+def test_non_101_chunked_body_that_never_ends_is_bounded(endless: bytes) -> None:
+    # The body is only diagnostics: what is buffered for it stays bounded however the chunks are framed.
+    handshake = ClientHandshake("ws://example.com/")
+    handshake.receive(head("HTTP/1.1 403 Forbidden", "Transfer-Encoding: chunked"))
+    error = None
+    for _ in range(10 * MAX_BODY_SIZE // len(endless)):
+        try:
+            handshake.receive(endless)
+        except InvalidStatus as exc:
+            error = exc
+            break
+    assert isinstance(error, InvalidStatus), "the body was never cut off"
+    assert error.status == 403
+    assert len(error.body) <= MAX_BODY_SIZE
+
+
 def test_redirect_body_ignored() -> None:
     handshake = ClientHandshake("ws://example.com/")
     outcome = handshake.receive(head("HTTP/1.1 302 Found", "Location: /b") + b"<html>moved</html>")
@@ -574,6 +602,38 @@ def test_redirect_to_other_schemes_refused(location: str) -> None:
     handshake = ClientHandshake("ws://example.com/a")
     with pytest.raises(InvalidURL):
         handshake.receive(head("HTTP/1.1 302 Found", f"Location: {location}"))
+
+
+@pytest.mark.parametrize("location", ["ws://[example.org/", "http://ex[ample.org/x", "ws://[::1/"])
+def test_redirect_to_unparsable_url_is_invalid_url(location: str) -> None:
+    # urllib raises a bare ValueError ("Invalid IPv6 URL") for these; wsfast's error is InvalidURL.
+    handshake = ClientHandshake("ws://example.com/a")
+    with pytest.raises(InvalidURL):
+        handshake.receive(head("HTTP/1.1 307 Temporary Redirect", f"Location: {location}"))
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("ws://alice:s3cret@example.com/p", "ws://alice:***@example.com/p"),
+        ("wss://a:b:c@h:1/x?y=1@2", "wss://a:***@h:1/x?y=1@2"),
+        ("http://u:p%40w@proxy:8080", "http://u:***@proxy:8080"),
+        ("ws://alice@example.com/", "ws://alice@example.com/"),
+        ("ws://example.com/a:b@c", "ws://example.com/a:b@c"),
+    ],
+)
+def test_redact_hides_passwords(url: str, shown: str) -> None:
+    assert redact(url) == shown
+
+
+@pytest.mark.parametrize(
+    "url", ["ws://u:s3cret@host:99999/", "http://u:s3cret@host/", "ws://u:s3cret@host/#x", "ws://u:s3cret@/x"]
+)
+def test_invalid_url_errors_never_show_the_password(url: str) -> None:
+    with pytest.raises(InvalidURL) as info:
+        parse_url(url)
+    assert "s3cret" not in str(info.value)
+    assert "u:***@" in str(info.value)
 
 
 def test_redirect_to_url_with_credentials() -> None:

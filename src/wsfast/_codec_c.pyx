@@ -391,6 +391,7 @@ cdef class Decoder:
         cdef Py_ssize_t limit = -1
         cdef bytes output
         cdef bytes piece
+        cdef Py_ssize_t bad
         if self._inflater is None:
             self._inflater = self._decompressobj(self._inflate_wbits)
         if self._max_size >= 0:
@@ -405,9 +406,25 @@ cdef class Decoder:
         try:
             # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
             output = self._inflater.decompress(source, 0 if limit < 0 else limit + 1)
+            while self._inflater.eof and (limit < 0 or len(output) <= limit):
+                # A final DEFLATE block (BFINAL) ended the stream. RFC 7692 §7.2.3.3: what follows starts
+                # a new stream, as in _inflate_c (inflateReset), so both paths and twins agree.
+                rest = self._inflater.unused_data
+                self._inflater = self._decompressobj(self._inflate_wbits)
+                if not rest:
+                    break
+                output = output + self._inflater.decompress(rest, 0 if limit < 0 else limit + 1 - len(output))
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit >= 0 and len(output) > limit:
+            if self._message_opcode == OP_TEXT:
+                # Text within the limit is validated first (as in the pure twin), so the error (1007 or
+                # 1009) does not depend on how much was inflated per call, i.e. on the split.
+                bad = utf8_scan(&self._utf8, <const uint8_t*>PyBytes_AS_STRING(output), limit)
+                if bad >= 0:
+                    raise InvalidUTF8Error(
+                        f"invalid UTF-8 at byte {self._buffer_len + bad} of a text message"
+                    )
             raise MessageTooBigError(
                 f"message inflates to more than max_message_size={self._max_size} bytes"
             )
@@ -450,6 +467,11 @@ cdef class Decoder:
                 rc = inflate(&self._zstream, Z_SYNC_FLUSH)
             self._buffer_len += given - self._zstream.avail_out
             if self._buffer_len >= bound and bound != PY_SSIZE_T_MAX:
+                if self._message_opcode == OP_TEXT and bound - 1 > start:
+                    # Text within the limit is validated first: the error must not depend on the split.
+                    bad = utf8_scan(&self._utf8, self._buffer + start, bound - 1 - start)
+                    if bad >= 0:
+                        raise InvalidUTF8Error(f"invalid UTF-8 at byte {start + bad} of a text message")
                 raise MessageTooBigError(
                     f"message inflates to more than max_message_size={self._max_size} bytes"
                 )
@@ -623,6 +645,10 @@ cdef class Decoder:
         cdef Py_ssize_t capacity
         cdef void* grown
         cdef Py_ssize_t bad
+        if size == 0:
+            # An empty fragment: nothing to add, and memcpy() to a buffer not yet allocated (NULL) is
+            # undefined behaviour even for 0 bytes (found by UndefinedBehaviorSanitizer).
+            return 0
         if self._message_opcode == OP_TEXT:
             # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
             bad = utf8_scan(&self._utf8, data, size)

@@ -82,7 +82,6 @@ class Decoder:
         "_opcode",
         "_remaining",
         "_state",
-        "_text",
         "_text_as_bytes",
         "_utf8",
         "_wire_len",
@@ -122,8 +121,9 @@ class Decoder:
         self._opcode = 0
         self._remaining = 0
         self._message_opcode = 0  # 0: no data message in progress
-        self._buffer = bytearray()  # binary payload of the message in progress
-        self._text: list[str] = []  # decoded pieces of the text message in progress
+        # Payload of the message in progress, text included (validated as it arrives, decoded once at
+        # the end): memory stays within max_message_size however small the fragments are.
+        self._buffer = bytearray()
         self._utf8 = Utf8Validator()
         self._control = bytearray()
         self._error: ProtocolError | None = None
@@ -156,7 +156,6 @@ class Decoder:
             exc.messages = list(out)
             self._error = exc
             self._buffer = bytearray()
-            self._text = []
             raise
         return out
 
@@ -217,7 +216,7 @@ class Decoder:
                     self._inflate(memoryview(TAIL))
                     self._compressed = False
                     self._emit(out, self._finish_message())
-            elif self._fin and self._remaining <= available and not self._buffer and not self._text:
+            elif self._fin and self._remaining <= available and not self._buffer:
                 # The whole message is in *data*: build it in one step.
                 take = self._remaining
                 self._emit(out, self._message(data[pos : pos + take]))
@@ -311,9 +310,23 @@ class Decoder:
         try:
             # Asking for one byte more than the limit allows tells "exactly at the limit" from "over".
             output = self._inflater.decompress(data, 0 if limit is None else limit + 1)
+            while self._inflater.eof and (limit is None or len(output) <= limit):
+                # A final DEFLATE block (BFINAL) ended the stream. RFC 7692 §7.2.3.3: what follows starts
+                # a new stream (a sender that flushes with BFINAL adds an empty block's header byte so the
+                # 00 00 ff ff tail completes it), as zlib's C API sees it after inflateReset.
+                rest = self._inflater.unused_data
+                self._inflater = self._deflate.decompressobj()
+                if not rest:
+                    break
+                more = self._inflater.decompress(rest, 0 if limit is None else limit + 1 - len(output))
+                output = output + more
         except Exception as exc:  # zlib.error, or the backend's equivalent
             raise InvalidCompressedDataError(f"invalid compressed data: {exc}") from None
         if limit is not None and len(output) > limit:
+            if self._message_opcode == OP_TEXT:
+                # Text within the limit is validated first, so the error (1007 or 1009) does not depend on
+                # how much of the message was inflated per call, i.e. on how the stream was split.
+                self._append(memoryview(output)[:limit])
             raise MessageTooBigError(f"message inflates to more than max_message_size={self._max_size} bytes")
         if output:
             self._append(memoryview(output))
@@ -329,12 +342,9 @@ class Decoder:
         if self._message_opcode == OP_TEXT:
             # RFC 6455 §8.1: fail fast, even inside a frame that has not fully arrived yet.
             try:
-                piece = self._utf8.decode(data)
+                self._utf8.feed(data)
             except InvalidUTF8Error as exc:
                 raise InvalidUTF8Error(f"{exc} of a text message") from None
-            if not self._text_as_bytes:
-                self._text.append(piece)
-                return
         self._buffer += data
 
     def _emit(self, out: list[Any], message: Any) -> None:
@@ -361,22 +371,17 @@ class Decoder:
             except InvalidUTF8Error:
                 raise InvalidUTF8Error("text message ends inside a UTF-8 sequence") from None
             self._utf8.reset()
-            if not self._text_as_bytes:
-                message = "".join(self._text)
-                self._text = []
-                self._message_opcode = 0
-                return message
-            payload = bytes(self._buffer)
-            del self._buffer[:]
-            self._message_opcode = 0
-            return self._text_bytes(payload)
+            message = self._buffer.decode("utf-8") if not self._text_as_bytes else None
+            payload = bytes(self._buffer) if message is None else b""
         else:
             message = bytes(self._buffer)
-            if len(self._buffer) > KEEP_BUFFER_LIMIT:
-                self._buffer = bytearray()
-            else:
-                del self._buffer[:]
+        if len(self._buffer) > KEEP_BUFFER_LIMIT:
+            self._buffer = bytearray()
+        else:
+            del self._buffer[:]
         self._message_opcode = 0
+        if message is None:
+            return self._text_bytes(payload)
         return message
 
     def _message(self, data: memoryview) -> Any:

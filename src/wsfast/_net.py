@@ -15,7 +15,7 @@ from urllib.parse import unquote, urlsplit
 
 from .exceptions import HandshakeError, InvalidURL
 from .http11 import ResponseParser
-from .uri import WebSocketURL
+from .uri import WebSocketURL, redact
 
 if TYPE_CHECKING:
     from ._monitor import Monitor
@@ -58,9 +58,17 @@ def _tunnel(
         events.send(sock.sendall, request)
         events.request_sent(request)
     parser = ResponseParser(connect=True)
+    # One deadline for the whole answer, as for the handshake: a proxy that drips bytes cannot hold
+    # the connection open forever.
+    deadline = None if timeout is None else time.monotonic() + timeout
     sock.settimeout(timeout)
     started, received = time.perf_counter(), 0
     while True:
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete answer from the proxy within {timeout} s")
+            sock.settimeout(remaining)
         data = sock.recv(65536)
         if events is not None and data:
             received += len(data)
@@ -107,7 +115,7 @@ def open_connection(
     if proxy is not None:
         proxy_parts = urlsplit(proxy)
         if proxy_parts.scheme not in ("http", "") or not proxy_parts.hostname:
-            raise InvalidURL(f"unsupported proxy {proxy!r}: use http://[user:password@]host:port")
+            raise InvalidURL(f"unsupported proxy {redact(proxy)!r}: use http://[user:password@]host:port")
         sock = connect_tcp(proxy_parts.hostname, proxy_parts.port or 8080, connect_timeout)
     else:
         sock = connect_tcp(url.host, url.port, connect_timeout)

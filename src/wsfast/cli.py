@@ -26,6 +26,7 @@ from . import __version__, implementation
 from . import options as client_options
 from .client import WebSocketClient
 from .exceptions import OptionError, WebSocketError
+from .uri import redact
 
 __all__ = ["main"]
 
@@ -110,12 +111,12 @@ def run_client(args: argparse.Namespace) -> int:
         client = WebSocketClient(on_message, args.url, on_close=on_close, **settings)
         response = client.connect()
     except (WebSocketError, OSError) as exc:
-        print(f"wsfast: cannot connect to {args.url}: {exc}", file=sys.stderr)
+        print(f"wsfast: cannot connect to {redact(args.url)}: {exc}", file=sys.stderr)
         body = getattr(exc, "body", b"")
         if body:
             print(body.decode("utf-8", "replace")[:2000], file=sys.stderr)
         return 1
-    print(f"connected to {args.url} (HTTP {response.status}, {implementation})", file=sys.stderr)
+    print(f"connected to {redact(args.url)} (HTTP {response.status}, {implementation})", file=sys.stderr)
     meter.start()
     try:
         for text in args.send:

@@ -181,7 +181,10 @@ class ResponseParser:
             done = self._body_length is not None and len(body) >= self._body_length
             if self._body_length is not None:
                 body = body[: self._body_length]
-        if done or eof or len(body) >= self._max_body_size:
+        # The body is kept only to explain a refusal: stop at max_body_size bytes of it, and also once
+        # twice that much was buffered, so chunk framing that never completes (a size line without its
+        # CRLF, say) cannot grow the buffer until the handshake deadline.
+        if done or eof or len(body) >= self._max_body_size or len(self._buffer) >= 2 * self._max_body_size:
             response.body = body[: self._max_body_size]
             return response
         return None
@@ -195,7 +198,8 @@ class ResponseParser:
         status_line, *lines = text.split("\r\n")
         version, _, rest = status_line.partition(" ")
         code, _, reason = rest.partition(" ")
-        if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
+        # isascii(): str.isdigit() also accepts digits like "³" that int() refuses (found by the fuzzer).
+        if not version.startswith("HTTP/1.") or len(code) != 3 or not (code.isascii() and code.isdigit()):
             raise InvalidHTTP(f"invalid HTTP status line: {status_line[:200]!r}")
         if len(lines) > MAX_HEADERS:
             raise InvalidHTTP(f"more than {MAX_HEADERS} response headers")

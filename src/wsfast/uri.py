@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from urllib.parse import unquote, urljoin, urlsplit
 
 from .exceptions import InvalidURL
 
-__all__ = ["WebSocketURL", "parse_url"]
+__all__ = ["WebSocketURL", "parse_url", "redact"]
 
 DEFAULT_PORTS = {"ws": 80, "wss": 443}
 # Redirects to http(s) URLs are followed on the matching ws(s) scheme (RFC 6455 §4.1 reuses HTTP).
 REDIRECT_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+_PASSWORD = re.compile(r"(//[^/?#@]*?:)[^/?#]*@")
+
+
+def redact(url: str) -> str:
+    """*url* with the password of its user information replaced by ``***``, for error messages and logs.
+
+    Works on text that does not parse as a URL, too: credentials never reach an exception message.
+    """
+    return _PASSWORD.sub(r"\1***@", url)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +74,10 @@ class WebSocketURL:
             InvalidURL: the target is not a ws/wss/http/https URL, or it would downgrade ``wss`` to ``ws``.
         """
         base = f"{'https' if self.secure else 'http'}://{self.host_header}{self.resource}"
-        target = urljoin(base, location)
+        try:
+            target = urljoin(base, location)
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL" for a stray '[' (found by the fuzzer)
+            raise InvalidURL(f"cannot follow a redirect to {location!r}: {exc}") from None
         scheme, sep, rest = target.partition("://")
         mapped = REDIRECT_SCHEMES.get(scheme.lower())
         if not sep or mapped is None:
@@ -86,18 +99,19 @@ def parse_url(url: str) -> WebSocketURL:
     """
     if not isinstance(url, str):
         raise InvalidURL(f"the URL must be a str, not {type(url).__name__}")
+    shown = redact(url)  # error messages end up in logs: never with the password
     try:
         parts = urlsplit(url.strip())
         port = parts.port
     except ValueError as exc:
-        raise InvalidURL(f"{url!r} is not a valid URL: {exc}") from None
+        raise InvalidURL(f"{shown!r} is not a valid URL: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:
-        raise InvalidURL(f"{url!r} is not a WebSocket URL: the scheme must be ws:// or wss://")
+        raise InvalidURL(f"{shown!r} is not a WebSocket URL: the scheme must be ws:// or wss://")
     if not parts.hostname:
-        raise InvalidURL(f"{url!r} has no host")
+        raise InvalidURL(f"{shown!r} has no host")
     if parts.fragment or url.endswith("#"):
-        raise InvalidURL(f"{url!r} has a fragment, which WebSocket URLs must not have (RFC 6455 §3)")
+        raise InvalidURL(f"{shown!r} has a fragment, which WebSocket URLs must not have (RFC 6455 §3)")
     resource = parts.path or "/"
     if parts.query:
         resource += "?" + parts.query

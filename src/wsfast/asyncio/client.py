@@ -61,7 +61,7 @@ from ..health import (
 from ..http11 import Response, ResponseParser
 from ..options import ASYNCIO, authorization, normalise_headers, validate_arguments
 from ..protocol import ClientProtocol, State
-from ..uri import WebSocketURL, parse_url
+from ..uri import WebSocketURL, parse_url, redact
 from . import _observed
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
@@ -430,7 +430,9 @@ class connect:
 
         proxy = urlsplit(self._proxy)
         if proxy.scheme not in ("http", "") or not proxy.hostname:
-            raise InvalidURL(f"unsupported proxy {self._proxy!r}: use http://[user:password@]host:port")
+            raise InvalidURL(
+                f"unsupported proxy {redact(self._proxy)!r}: use http://[user:password@]host:port"
+            )
         if events is not None:
             connection = await _observed.create_connection(
                 lambda: _Connection(ws), proxy.hostname, proxy.port or 8080, events
@@ -572,6 +574,7 @@ class WebSocket(Observable):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
@@ -619,6 +622,7 @@ class WebSocket(Observable):
         self._failure_timer = None
         self._writing_paused = False
         self._reading_paused = False
+        self._replies_paused_reading = False
         self.url = url
         self.response = accepted.response
         self.subprotocol = accepted.subprotocol
@@ -676,6 +680,13 @@ class WebSocket(Observable):
         reply = core.data_to_send()
         if reply:
             self._write(reply)
+            if self._writing_paused and not self._replies_paused_reading:
+                # The server does not read our replies (PONGs): stop reading what asks for more of them
+                # until it does, as the threaded client's event thread blocks in sendall. Otherwise a
+                # PING flood grows the write buffer without bound.
+                self._replies_paused_reading = True
+                if self._connection is not None and self._connection.transport is not None:
+                    self._connection.transport.pause_reading()
         if events:
             on_message = self._on_message
             if core.last_had_control:
@@ -1062,6 +1073,8 @@ class WebSocket(Observable):
 
     def _resume_reading(self) -> None:
         self._reading_paused = False
+        if self._replies_paused_reading:
+            return  # still waiting for the server to read our replies (_resume_writing resumes)
         if self._connection is not None and self._connection.transport is not None:
             self._connection.transport.resume_reading()
 
@@ -1115,6 +1128,10 @@ class WebSocket(Observable):
 
     def _resume_writing(self) -> None:
         self._writing_paused = False
+        if self._replies_paused_reading:
+            self._replies_paused_reading = False
+            if not self._reading_paused and not self._failure_queued:
+                self._resume_reading()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 

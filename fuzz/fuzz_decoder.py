@@ -1,0 +1,9 @@
+"""atheris harness: ``harness.check_decoder`` on arbitrary and mutated inputs (see fuzz/README.md).
+
+Usage: ``python fuzz/fuzz_decoder.py [corpus dirs or a crash file] [libFuzzer flags]``.
+"""
+
+from _main import main
+
+if __name__ == "__main__":
+    main("decoder")
