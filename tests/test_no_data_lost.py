@@ -7,8 +7,9 @@ sleeps now and then, which stalls its event thread the same way. The stream mixe
 (several reads each), fragmented messages and PINGs between fragments, so reassembly is exercised across
 every pause. Both clients, both codec twins.
 
-(Across a reconnect -- every message of each connection in order, and the gap at the reconnect reported
--- is for the reconnect tests that come with automatic reconnect.)
+Across a forced reconnect (every message of each connection in order, exactly once, and the gap reported
+at the reconnect: a ``Disconnected`` to the threaded client, a ``Reconnected`` marker in the asyncio
+stream), see ``TestNoDataLoss`` in ``tests/test_health.py``.
 """
 
 from __future__ import annotations

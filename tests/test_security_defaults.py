@@ -182,8 +182,9 @@ class TestCredentialsAreNeverLogged:
                 with pytest.raises(InvalidURL) as invalid:
                     WebSocketClient(None, bad)
                 texts.append(str(invalid.value))
-            with pytest.raises(InvalidURL) as proxy_error:
-                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1").connect()
+            # The option registry rejects the proxy at construction (wsfast.options), password masked.
+            with pytest.raises(wsfast.OptionError) as proxy_error:
+                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
         self.check(lines + texts + [caplog.text])
 
@@ -198,8 +199,8 @@ class TestCredentialsAreNeverLogged:
             with pytest.raises(InvalidStatus) as refused:
                 await wsfast.connect(url, **options)
             texts.append(str(refused.value))
-            with pytest.raises(InvalidURL) as proxy_error:
-                await wsfast.connect("ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
+            with pytest.raises(wsfast.OptionError) as proxy_error:
+                wsfast.connect("ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
 
         with caplog.at_level(logging.DEBUG), RawServer(self.server) as server:
