@@ -677,6 +677,23 @@ class WebSocket(Observable):
         core = self._core
         self._last_received_at = now = _monotonic()
         events = core.receive_data(data, defer_failure=True)
+        if not core.last_had_control:
+            # Data messages only: no reply to send, no state change, no failure (those come with control
+            # frames or protocol errors). The common case, kept short.
+            if events:
+                self._last_message_at = now
+                on_message = self._on_message
+                if on_message is not None:
+                    # The inline fast path: one call per message, straight from the data path.
+                    for message in events:
+                        try:
+                            on_message(message)
+                        except Exception:
+                            logger.exception("exception in on_message")
+                else:
+                    self._queue.extend(events)
+                    self._queue_grew()
+            return
         reply = core.data_to_send()
         if reply:
             self._write(reply)
@@ -688,21 +705,7 @@ class WebSocket(Observable):
                 if self._connection is not None and self._connection.transport is not None:
                     self._connection.transport.pause_reading()
         if events:
-            on_message = self._on_message
-            if core.last_had_control:
-                self._dispatch(events)
-            elif on_message is not None:
-                self._last_message_at = now
-                # The inline fast path: one call per message, straight from the data path.
-                for message in events:
-                    try:
-                        on_message(message)
-                    except Exception:
-                        logger.exception("exception in on_message")
-            else:
-                self._last_message_at = now
-                self._queue.extend(events)
-                self._queue_grew()
+            self._dispatch(events)
         if core.failure_pending:
             # Frames are processed strictly in order: the messages before the bad frame are handled
             # first, so the application can still answer them. An inline callback already has; with a
