@@ -494,6 +494,7 @@ class TestThreadedReconnect:
             events.wait("connect", 2)
             (lost,) = events.of("disconnect")
             assert (lost.code, lost.reconnecting, lost.connection_id) == (1000, True, first)
+            assert lost.error is None  # a clean closing handshake
             assert client.reconnected is not None
             assert client.reconnected.attempts == 1
             client.send("on the new connection")

@@ -44,6 +44,7 @@ from .deflate import Deflate
 from .exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
+    ConnectionClosedOK,
     HandshakeError,
     IdleTimeout,
     InvalidURL,
@@ -510,7 +511,7 @@ class WebSocketClient(Observable):
                         protocol.close_code,
                         protocol.close_reason,
                         lost_at,
-                        self._close_exception if error is None else error,
+                        error or _as_error(self._close_exception),
                         retry,
                         self._connection_id,
                     ),
@@ -955,6 +956,8 @@ class WebSocketClient(Observable):
         if thread is None or not thread.is_alive():
             self.connect()
             return
+        if self._reconnecting:
+            return  # a reconnection is already under way
         sock, protocol = self._sock, self._protocol
         if sock is None or protocol is None:
             return
@@ -987,6 +990,11 @@ class WebSocketClient(Observable):
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
+
+
+def _as_error(closed: ConnectionClosed | None) -> ConnectionClosed | None:
+    """What ended a connection, for :class:`~wsfast.Disconnected`: nothing for a clean close."""
+    return None if isinstance(closed, ConnectionClosedOK) else closed
 
 
 def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:

@@ -255,7 +255,8 @@ class Disconnected:
         code, reason: how it ended (the close code received, ours if wsfast failed it, 1006 without a
             CLOSE frame).
         at: when it was noticed (seconds since the epoch).
-        error: the exception that ended it, if any (e.g. :class:`~wsfast.KeepaliveTimeout`).
+        error: what ended it (e.g. :class:`~wsfast.KeepaliveTimeout`, an ``OSError``), ``None`` after a
+            clean closing handshake (1000/1001).
         reconnecting: whether a reconnect follows.
         connection_id: the lost connection's number.
     """

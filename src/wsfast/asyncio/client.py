@@ -856,7 +856,8 @@ class WebSocket(Observable):
         policy = self._reconnect or (ReconnectPolicy() if forced else None)
         retry = policy is not None and not self._stopping and self._overflow_error is None
         if self._on_disconnect is not None:
-            error = None if core.close_code == CloseCode.NORMAL_CLOSURE else core.closed_exception()
+            closed = core.closed_exception()
+            error = None if isinstance(closed, ConnectionClosedOK) else closed  # nothing for a clean close
             info = Disconnected(
                 core.close_code, core.close_reason, time.time(), error, retry, self._connections
             )
