@@ -965,7 +965,12 @@ class WebSocketClient(Observable):
         self._send_close(sock, protocol, code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the connection is closed (and *on_close* has run); ``False`` on timeout."""
+        """Block until the connection is closed (and *on_close* has run); ``False`` on timeout.
+
+        With *reconnect*, that is when no connection will follow: after :meth:`disconnect`, a refused
+        reconnection, or the policy's last attempt. :attr:`close_exception` then says why (a
+        :class:`~wsfast.KeepaliveTimeout`, say, or a :class:`~wsfast.ConnectionClosedError` that gave up).
+        """
         thread = self._thread
         if thread is None:
             return True
