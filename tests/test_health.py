@@ -701,11 +701,18 @@ class TestAsyncioReconnect:
                 async def on_connect(ws: wsfast.WebSocket) -> None:
                     connects.append(ws.stats().connections)
 
-                async with wsfast.connect(server.url(), reconnect=FAST, on_connect=on_connect) as ws:
+                lost: list[Disconnected] = []
+                async with wsfast.connect(
+                    server.url(), reconnect=FAST, on_connect=on_connect, on_disconnect=lost.append
+                ) as ws:
+                    first_id = ws.connection_id
                     assert await ws.recv() == "conn-0"
                     marker = await ws.recv()
                     assert isinstance(marker, Reconnected)
-                    assert (marker.code, marker.attempts, marker.connection_id) == (1006, 1, 2)
+                    # Connection ids are the process-wide sequence the threaded client uses too.
+                    assert (marker.code, marker.attempts, marker.connection_id) == (1006, 1, ws.connection_id)
+                    assert marker.connection_id > first_id
+                    assert lost[0].connection_id == first_id
                     assert ws.reconnected is marker
                     assert await ws.recv() == "conn-1"
                     assert connects == [1, 2]

@@ -280,7 +280,7 @@ class Reconnected:
         lost_at, connected_at: seconds since the epoch.
         attempts: how many attempts the reconnection took.
         code, reason: how the lost connection ended.
-        connection_id: the new connection's number.
+        connection_id: the new connection's number (the process-wide sequence of ``connection_id``).
     """
 
     lost_at: float

@@ -859,7 +859,7 @@ class WebSocket(Observable):
             closed = core.closed_exception()
             error = None if isinstance(closed, ConnectionClosedOK) else closed  # nothing for a clean close
             info = Disconnected(
-                core.close_code, core.close_reason, time.time(), error, retry, self._connections
+                core.close_code, core.close_reason, time.time(), error, retry, self.connection_id
             )
             self._call(self._on_disconnect, info)
         if retry:
@@ -906,7 +906,7 @@ class WebSocket(Observable):
                         attempt,
                         lost.close_code,
                         lost.close_reason,
-                        self._connections + 1,  # the new connection's number on this WebSocket
+                        self.connection_id,  # _establish numbered the new connection
                     )
                     if self._on_message is None:
                         self._queue.append(marker)  # the gap, in the stream, before the new messages
