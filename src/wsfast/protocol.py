@@ -39,6 +39,12 @@ class State(enum.IntEnum):
     CLOSED = 3
 
 
+# The hot paths read these module constants: on CPython 3.11 each ``State.OPEN`` or ``Opcode.TEXT`` calls
+# EnumType.__getattr__ (about 70 ns, several times a message); reading a global costs about 5 ns.
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
+_TEXT, _BINARY, _PONG = Opcode.TEXT, Opcode.BINARY, Opcode.PONG
+
+
 def _truncate_reason(reason: str, limit: int = 123) -> str:
     """Cut *reason* to at most *limit* UTF-8 bytes without splitting a character (RFC 6455 §5.5)."""
     encoded = reason.encode("utf-8")
@@ -95,6 +101,11 @@ class ClientProtocol:
         self.messages_sent = 0
         self.bytes_sent = 0
         self.pings_sent = 0
+        #: Whether the last :meth:`receive_data` result may hold anything but data messages. When it
+        #: is ``False`` every event is a message, and an I/O layer may hand them on without looking
+        #: at their types (the inline fast path). A plain attribute, not a property: it is read after
+        #: every read from the socket.
+        self.last_had_control = False
 
     # Statistics
 
@@ -110,15 +121,6 @@ class ClientProtocol:
         return int(self._decoder.frames_received)
 
     # Receiving
-
-    @property
-    def last_had_control(self) -> bool:
-        """Whether the last :meth:`receive_data` result may hold anything but data messages.
-
-        When it is ``False`` every event is a message, and an I/O layer may hand them on without
-        looking at their types (the inline fast path).
-        """
-        return self._decoder.control_count != 0 or self.failed or self._pending_failure is not None
 
     def receive_data(self, data: BytesLike, *, defer_failure: bool = False) -> list[Any]:
         """Process bytes from the server; return the events they complete, in wire order.
@@ -137,7 +139,10 @@ class ClientProtocol:
         one call; an I/O layer that shows events to a hook *before* processing uses those three.
         """
         # receive_events(), inlined: this is the receive path of every message.
-        if self.close_received is not None or self.state is State.CLOSED or self.failed:
+        if self.close_received is not None or self.state is _CLOSED or self.failed:
+            self.last_had_control = (
+                self._decoder.control_count != 0 or self.failed or self._pending_failure is not None
+            )
             return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
         self.bytes_received += len(data)
         try:
@@ -147,7 +152,9 @@ class ClientProtocol:
             messages = list(exc.messages)
         self._events_received += len(messages)
         if not self._decoder.control_count and self._pending_failure is None:
+            self.last_had_control = False
             return messages  # data messages only: nothing for the state machine to do
+        self.last_had_control = True
         events: list[Any] = []
         for message in messages:
             if self.process(message):
@@ -166,7 +173,7 @@ class ClientProtocol:
 
         Pass each event to :meth:`process` (in order), then call :meth:`finish_receive`.
         """
-        if self.close_received is not None or self.state is State.CLOSED or self.failed:
+        if self.close_received is not None or self.state is _CLOSED or self.failed:
             return []  # RFC 6455 §5.5.1: nothing after a CLOSE is processed.
         self.bytes_received += len(data)
         try:
@@ -188,7 +195,7 @@ class ClientProtocol:
         if kind is Ping:
             self.pings_received += 1
             if self.auto_pong and self.close_sent is None:
-                self._outgoing += self._encoder.encode(event.payload, Opcode.PONG)
+                self._outgoing += self._encoder.encode(event.payload, _PONG)
         elif kind is Pong:
             self.pongs_received += 1
         elif kind is Close:
@@ -232,24 +239,24 @@ class ClientProtocol:
 
     def send_text(self, text: str) -> bytes:
         """A TEXT frame for *text*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise self.closed_exception()
         if self._compressor is not None:
-            frame = self._message(text.encode("utf-8"), Opcode.TEXT)
+            frame = self._message(text.encode("utf-8"), _TEXT)
         else:
-            frame = self._encoder.encode(text, Opcode.TEXT)
+            frame = self._encoder.encode(text, _TEXT)
         self.messages_sent += 1
         self.bytes_sent += len(frame)
         return frame
 
     def send_binary(self, data: BytesLike) -> bytes:
         """A BINARY frame for *data*. Raises :class:`~wsfast.ConnectionClosed` unless open."""
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             raise self.closed_exception()
         if self._compressor is not None:
-            frame = self._message(bytes(data), Opcode.BINARY)
+            frame = self._message(bytes(data), _BINARY)
         else:
-            frame = self._encoder.encode(data, Opcode.BINARY)
+            frame = self._encoder.encode(data, _BINARY)
         self.messages_sent += 1
         self.bytes_sent += len(frame)
         return frame

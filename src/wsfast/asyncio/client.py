@@ -106,6 +106,9 @@ class _Phase(enum.Enum):
     ENDED = 3  # replaced or closed: callbacks from its transport are ignored
 
 
+_PHASE_OPEN = _Phase.OPEN  # a global read, not EnumType.__getattr__ (~70 ns on 3.11), on every read
+
+
 class _Connection(asyncio.BufferedProtocol):
     """The asyncio protocol: moves bytes between the transport and the sans-I/O core."""
 
@@ -133,7 +136,7 @@ class _Connection(asyncio.BufferedProtocol):
     def buffer_updated(self, nbytes: int) -> None:
         if self.events is not None:
             self.events.data_read(self._view[:nbytes])
-        if self.phase is _Phase.OPEN:
+        if self.phase is _PHASE_OPEN:
             self._ws._receive(self._view[:nbytes])
         else:
             self.pending += self._view[:nbytes]
