@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 import queue
+import random
 import socket
 import statistics
 import struct
@@ -709,6 +710,105 @@ def test_e2e_latency(benchmark, e2e_url, make_loop, contender):
         )
 
 
+#: (wsfast contender, reference) pairs of the paired latency test
+LATENCY_PAIRS = [
+    ("wsfast-async-inline", "picows"),
+    ("wsfast-async-iter", "picows"),
+    ("wsfast-thread", "picows"),
+    ("wsfast-async-inline-uvloop", "picows-uvloop"),
+]
+PAIRED_PLAN = Plan(count=1000, rounds=20, smoke_count=20)
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def _latency_round(contender: str, make_loop, url: str, k: int):
+    base, loop_kind = _require(contender)
+    if loop_kind is not None:
+        return _async_runner(make_loop(loop_kind), ASYNC_LATENCY[base], url, k)
+    return functools.partial(latency_wsfast_thread, url, k=k)
+
+
+def _percentile(sorted_values: list[int], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
+
+
+def bootstrap_ci(
+    values: list[float], resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the median of *values* (a fixed seed: reproducible)."""
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(resamples))
+    return medians[int(resamples * 0.025)], medians[min(resamples - 1, int(resamples * 0.975))]
+
+
+@pytest.mark.parametrize("pair", LATENCY_PAIRS, ids="-vs-".join)
+def test_e2e_latency_paired(benchmark, e2e_url, make_loop, pair):
+    """The latency ratio, free of the machine's drift: rounds of the two contenders alternate
+    (A B, B A, A B, ...), each round's p50 and p99 are divided by those of its partner round, and
+    the median of those per-pair ratios is reported with a 95% bootstrap interval.
+
+    test_e2e_latency runs each contender's rounds back to back, so a shared machine that slows
+    down for a few seconds skews its ratios by 10-20%; here both contenders meet the same drift.
+    """
+    name, reference = pair
+    k = PAIRED_PLAN.smoke_count if benchmark.disabled else PAIRED_PLAN.count
+    rounds = 2 if benchmark.disabled else PAIRED_PLAN.rounds
+    url = f"{e2e_url}/echo"
+    benchmark.group = "e2e-latency-paired"
+    runners = {c: _latency_round(c, make_loop, url, k) for c in pair}
+    samples: dict[str, list[list[int]]] = {c: [] for c in pair}
+
+    def one_round(contender: str) -> None:
+        res = Result()
+        runners[contender](res)
+        if len(res.rtts) != k:
+            raise ClientFailed(f"{contender}: {len(res.rtts)} round trips, expected {k}")
+        if res.close_code is not None and res.close_code != 1000:
+            raise ClientFailed(f"{contender}: close code {res.close_code}, expected 1000")
+        samples[contender].append(sorted(res.rtts))
+
+    for contender in pair:  # warm-up round each, not recorded
+        one_round(contender)
+        samples[contender].clear()
+
+    def experiment() -> None:
+        for i in range(rounds):
+            for contender in pair if i % 2 == 0 else pair[::-1]:
+                one_round(contender)
+
+    benchmark.pedantic(experiment, rounds=1, iterations=1)
+    if benchmark.disabled:
+        return
+    ratios = {}
+    for q, label in ((0.5, "p50"), (0.99, "p99")):
+        per_pair = [
+            _percentile(a, q) / _percentile(b, q)
+            for a, b in zip(samples[name], samples[reference], strict=True)
+        ]
+        ratios[label] = (statistics.median(per_pair), *bootstrap_ci(per_pair))
+    pooled = {c: sorted(rtt for rnd in samples[c] for rtt in rnd) for c in pair}
+    row = dict(
+        group="e2e-latency-paired",
+        contender=name,
+        reference=reference,
+        rounds=rounds,
+        p50=_percentile(pooled[name], 0.5) / 1e3,
+        p99=_percentile(pooled[name], 0.99) / 1e3,
+        ref_p50=_percentile(pooled[reference], 0.5) / 1e3,
+        ref_p99=_percentile(pooled[reference], 0.99) / 1e3,
+        p50_ratio=ratios["p50"],
+        p99_ratio=ratios["p99"],
+    )
+    benchmark.extra_info.update({k_: v for k_, v in row.items() if k_ != "group"})
+    REPORT.append(row)
+    print(
+        f"\ne2e-latency-paired {name} / {reference}: p50 x{ratios['p50'][0]:.3f} "
+        f"[{ratios['p50'][1]:.3f}, {ratios['p50'][2]:.3f}], p99 x{ratios['p99'][0]:.3f} "
+        f"[{ratios['p99'][1]:.3f}, {ratios['p99'][2]:.3f}] ({rounds} paired rounds of {k})"
+    )
+
+
 # --------------------------------------------------------------------------- summary
 def summary_lines() -> list[str]:
     """Rates per group (median round, best round, client CPU) and the wsfast/picows, wsfast/raw ratios."""
@@ -733,8 +833,24 @@ def summary_lines() -> list[str]:
                 if name in by and ref in by:
                     lines.append(
                         f"  {name} / {ref}: p50 x{by[name]['p50'] / by[ref]['p50']:.2f}, "
-                        f"p99 x{by[name]['p99'] / by[ref]['p99']:.2f} (< 1: wsfast faster)"
+                        f"p99 x{by[name]['p99'] / by[ref]['p99']:.2f} (< 1: wsfast faster; rounds run "
+                        "back to back, see e2e-latency-paired for the drift-free ratio)"
                     )
+            continue
+        if group == "e2e-latency-paired":
+            lines.append(
+                f"{group}: rounds alternate between the two contenders; median of the per-pair ratios "
+                "[95% bootstrap interval] (< 1: wsfast faster)"
+            )
+            for row in rows:
+                (p50, p50_lo, p50_hi), (p99, p99_lo, p99_hi) = row["p50_ratio"], row["p99_ratio"]
+                lines.append(
+                    f"  {row['contender']} / {row['reference']}: "
+                    f"p50 x{p50:.3f} [{p50_lo:.3f}, {p50_hi:.3f}], "
+                    f"p99 x{p99:.3f} [{p99_lo:.3f}, {p99_hi:.3f}]; pooled p50 {row['p50']:.1f} vs "
+                    f"{row['ref_p50']:.1f} us, p99 {row['p99']:.1f} vs {row['ref_p99']:.1f} us "
+                    f"({row['rounds']} pairs)"
+                )
             continue
         unit = "msg/s" if group == "e2e-small-json" else "MB/s"
         key = "msgs_per_s" if unit == "msg/s" else "MB_per_s"
