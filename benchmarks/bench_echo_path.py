@@ -20,7 +20,6 @@ Each round checks that every echo arrived, in order.
 
 from __future__ import annotations
 
-import asyncio
 import struct
 from typing import Any
 
@@ -33,70 +32,14 @@ PAYLOADS = [f'{{"op":"ping","id":{i},"ts":1732000000000}}' for i in range(ECHOES
 FRAMES = [struct.pack("!BB", 0x81, len(p)) + p.encode() for p in PAYLOADS]  # server -> client, unmasked
 
 
-class _Transport:
-    """Stands in for the asyncio transport: keeps a copy of every write."""
+def _wsfast_connection(on_message: Any, pure: bool) -> tuple[Any, Any]:
+    ws, connection = peers.offline_connection(on_message)
+    if pure:
+        from wsfast import _codec_py
 
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-
-def _wsfast_connection(on_message: Any, pure: bool) -> tuple[Any, _Transport]:
-    from wsfast import _codec_py
-    from wsfast.asyncio.client import WebSocket, _Connection, _Phase
-    from wsfast.handshake import Accepted
-    from wsfast.http11 import Headers, Response
-    from wsfast.uri import parse_url
-
-    async def make() -> tuple[Any, _Transport]:
-        ws = WebSocket(
-            parse_url("ws://127.0.0.1/"),
-            connector=None,  # type: ignore[arg-type]  # never reconnects here
-            on_message=on_message,
-            on_ping=None,
-            on_pong=None,
-            close_timeout=1.0,
-            max_message_size=None,
-            max_queue=16,
-            overflow="pause",  # type: ignore[arg-type]
-            text_as_bytes=False,
-            loads=None,
-            ping_interval=None,
-            ping_timeout=None,
-            idle_timeout=None,
-            on_idle=None,
-            reconnect=None,
-            on_connect=None,
-            on_disconnect=None,
-        )
-        connection = _Connection(ws)
-        transport = _Transport()
-        connection.transport = transport  # type: ignore[assignment]
-        accepted = Accepted(Response(101, "Switching Protocols", Headers()), None, [], b"")
-        ws._open(connection, accepted, parse_url("ws://127.0.0.1/"))
-        assert connection.phase is _Phase.OPEN
-        if pure:
-            core = ws._core
-            core._decoder = _codec_py.Decoder(None)
-            core._encoder = _codec_py.Encoder()
-        return connection, transport
-
-    loop = asyncio.new_event_loop()
-    try:
-        return loop.run_until_complete(make())
-    finally:
-        loop.close()
+        ws._core._decoder = _codec_py.Decoder(None)
+        ws._core._encoder = _codec_py.Encoder()
+    return connection, connection.transport
 
 
 @pytest.mark.parametrize("contender", ["wsfast", "wsfast-pure", "picows"])

@@ -15,17 +15,16 @@ message arrived.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from typing import Any
 
 import pytest
 
-from wsfast.asyncio.client import WebSocket, _Connection, _Phase
+import peers
+from wsfast.asyncio.client import _Connection, _Phase
 from wsfast.client import WebSocketClient
 from wsfast.protocol import ClientProtocol
-from wsfast.uri import parse_url
 
 MESSAGES = 5_000
 CHUNK = 64 * 1024
@@ -66,20 +65,6 @@ class _BaselineConnection(_Connection):
             self._wake()
 
 
-class _Transport:
-    def write(self, data: bytes) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-
 @pytest.mark.parametrize("mode", ["baseline", "unsubscribed", "subscribed"])
 def test_asyncio_receive_path(benchmark: Any, mode: str) -> None:
     benchmark.group = "events-asyncio-receive"
@@ -88,40 +73,11 @@ def test_asyncio_receive_path(benchmark: Any, mode: str) -> None:
     def on_message(message: Any) -> None:
         count[0] += 1
 
-    async def make() -> tuple[WebSocket, _Connection]:
-        ws = WebSocket(
-            parse_url("ws://127.0.0.1/"),
-            connector=None,  # type: ignore[arg-type]  # never reconnects here
-            on_message=on_message,
-            on_ping=None,
-            on_pong=None,
-            close_timeout=1.0,
-            max_message_size=None,
-            max_queue=16,
-            overflow="pause",  # type: ignore[arg-type]
-            text_as_bytes=False,
-            loads=None,
-            ping_interval=None,
-            ping_timeout=None,
-            idle_timeout=None,
-            on_idle=None,
-            reconnect=None,
-            on_connect=None,
-            on_disconnect=None,
-        )
-        if mode == "subscribed":
-            ws.subscribe(_ignore)
-        connection = (_BaselineConnection if mode == "baseline" else _Connection)(ws)
-        connection.transport = _Transport()  # type: ignore[assignment]
-        connection.phase = _Phase.OPEN
-        ws._connection = connection
-        return ws, connection
-
-    loop = asyncio.new_event_loop()
-    try:
-        _, connection = loop.run_until_complete(make())
-    finally:
-        loop.close()
+    _, connection = peers.offline_connection(
+        on_message,
+        _BaselineConnection if mode == "baseline" else _Connection,
+        subscriber=_ignore if mode == "subscribed" else None,
+    )
     assert (connection.events is None) == (mode != "subscribed")
 
     def feed() -> int:

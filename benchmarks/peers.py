@@ -443,6 +443,77 @@ class WsprotoAdapter:
 
 
 # --------------------------------------------------------------------------- factory
+# --------------------------------------------------------------------------- wsfast offline
+# bench_events.py and bench_echo_path.py drive a real wsfast.asyncio.WebSocket in memory: no socket, no
+# loop turn, no keepalive or reconnect timers.
+
+
+class StandInTransport:
+    """Stands in for the asyncio transport under a wsfast ``_Connection``: keeps a copy of every write."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data) -> None:
+        self.written.append(bytes(data))
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def offline_connection(on_message, connection_class=None, subscriber=None):
+    """A ``wsfast.asyncio.WebSocket`` opened on a ``_Connection`` (or *connection_class*) without a
+    network: the 101 answer given in memory, a :class:`StandInTransport`, inline *on_message*, no size
+    limit, no keepalive, no reconnection; *subscriber* receives its socket events.  Returns
+    ``(ws, connection)``.  The loop they are built in is closed here (nothing in them ever awaits)."""
+    from wsfast.asyncio.client import WebSocket, _Connection
+    from wsfast.handshake import Accepted
+    from wsfast.http11 import Headers, Response
+    from wsfast.uri import parse_url
+
+    url = parse_url("ws://127.0.0.1/")
+
+    async def make():
+        ws = WebSocket(
+            url,
+            connector=None,  # never reconnects here
+            on_message=on_message,
+            on_ping=None,
+            on_pong=None,
+            close_timeout=1.0,
+            max_message_size=None,
+            max_queue=16,
+            overflow="pause",
+            text_as_bytes=False,
+            loads=None,
+            ping_interval=None,
+            ping_timeout=None,
+            idle_timeout=None,
+            on_idle=None,
+            reconnect=None,
+            on_connect=None,
+            on_disconnect=None,
+        )
+        if subscriber is not None:
+            ws.subscribe(subscriber)
+        connection = (connection_class or _Connection)(ws)
+        connection.transport = StandInTransport()
+        ws._open(connection, Accepted(Response(101, "Switching Protocols", Headers()), None, [], b""), url)
+        return ws, connection
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(make())
+    finally:
+        loop.close()
+
+
 def importorskip(module: str):
     """pytest.importorskip, tolerant of broken peer installs.
 
