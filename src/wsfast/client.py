@@ -569,7 +569,7 @@ class WebSocketClient(Observable):
             view = memoryview(buffer)
             wait_readable = _readable_waiter(sock) if heartbeat.enabled else None
             deadline: float | None = None
-            closed_state = State.CLOSED  # a local: State.CLOSED is an EnumType.__getattr__ call on 3.11
+            closed_state = State.CLOSED  # a local: an enum attribute costs ~70 ns on 3.11
             while protocol.state is not closed_state:
                 if deadline is None and protocol.close_sent is not None:
                     deadline = time.monotonic() + self._close_timeout
