@@ -470,41 +470,26 @@ class StandInTransport:
 def offline_connection(on_message, connection_class=None, subscriber=None):
     """A ``wsfast.asyncio.WebSocket`` opened on a ``_Connection`` (or *connection_class*) without a
     network: the 101 answer given in memory, a :class:`StandInTransport`, inline *on_message*, no size
-    limit, no keepalive, no reconnection; *subscriber* receives its socket events.  Returns
-    ``(ws, connection)``.  The loop they are built in is closed here (nothing in them ever awaits)."""
+    limit, no keepalive, and otherwise ``wsfast.connect()``'s defaults (built as its ``_open`` builds
+    them); *subscriber* receives its socket events.  Returns ``(ws, connection)``.  The loop they are
+    built in is closed here (nothing in them ever awaits)."""
+    import wsfast
     from wsfast.asyncio.client import WebSocket, _Connection
     from wsfast.handshake import Accepted
     from wsfast.http11 import Headers, Response
-    from wsfast.uri import parse_url
 
-    url = parse_url("ws://127.0.0.1/")
+    connector = wsfast.connect(
+        "ws://127.0.0.1/", on_message=on_message, max_message_size=None, ping_interval=None
+    )
 
     async def make():
-        ws = WebSocket(
-            url,
-            connector=None,  # never reconnects here
-            on_message=on_message,
-            on_ping=None,
-            on_pong=None,
-            close_timeout=1.0,
-            max_message_size=None,
-            max_queue=16,
-            overflow="pause",
-            text_as_bytes=False,
-            loads=None,
-            ping_interval=None,
-            ping_timeout=None,
-            idle_timeout=None,
-            on_idle=None,
-            reconnect=None,
-            on_connect=None,
-            on_disconnect=None,
-        )
+        ws = WebSocket(connector._url, connector=connector, **connector._options)
         if subscriber is not None:
             ws.subscribe(subscriber)
         connection = (connection_class or _Connection)(ws)
         connection.transport = StandInTransport()
-        ws._open(connection, Accepted(Response(101, "Switching Protocols", Headers()), None, [], b""), url)
+        accepted = Accepted(Response(101, "Switching Protocols", Headers()), None, [], b"")
+        ws._open(connection, accepted, connector._url)
         return ws, connection
 
     loop = asyncio.new_event_loop()
