@@ -22,6 +22,7 @@ from ._impl import implementation
 from .client import WebSocketClient
 from .deflate import Deflate, inflate
 from .exceptions import (
+    ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
@@ -36,9 +37,13 @@ from .exceptions import (
     KeepaliveTimeout,
     MessageDecodeError,
     MessageTooBigError,
+    OpeningError,
+    OpenTimeout,
     OptionError,
     OptionTypeError,
     ProtocolError,
+    ProxyError,
+    TLSError,
     TooManyRedirects,
     WebSocketError,
 )
@@ -61,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Close",
     "CloseCode",
+    "ConcurrencyError",
     "Connection",
     "ConnectionClosed",
     "ConnectionClosedError",
@@ -80,6 +86,8 @@ __all__ = [
     "MessageDecodeError",
     "MessageTooBigError",
     "Opcode",
+    "OpenTimeout",
+    "OpeningError",
     "OptionError",
     "OptionTypeError",
     "OverflowPolicy",
@@ -87,9 +95,11 @@ __all__ = [
     "PingResult",
     "Pong",
     "ProtocolError",
+    "ProxyError",
     "ReconnectPolicy",
     "Reconnected",
     "Stats",
+    "TLSError",
     "TooManyRedirects",
     "WebSocket",
     "WebSocketClient",

@@ -17,6 +17,12 @@ to decide it again::
     │   ├── InvalidHeader                   a 101 whose headers break RFC 6455 §4.1
     │   ├── InvalidHTTP                     malformed or oversized HTTP response
     │   └── TooManyRedirects                more redirects than ``max_redirects``
+    ├── OpeningError                        TCP, TLS or a proxy failed while opening (also an OSError);
+    │   │                                   ``hop`` says where: "proxy" or "server"
+    │   ├── OpenTimeout                     the opening took longer than ``open_timeout`` (a TimeoutError)
+    │   ├── TLSError                        the TLS handshake failed (certificate, protocol)
+    │   └── ProxyError                      the proxy refused or broke its protocol (also a HandshakeError)
+    ├── ConcurrencyError                    two readers at once, or a call from the wrong thread or loop
     ├── MessageDecodeError                  a ``loads`` hook failed on one text message (not fatal)
     └── ConnectionClosed                    the connection is closed: code, reason, close_received
         ├── ConnectionClosedOK              a normal closing handshake (1000, 1001 or no status)
@@ -31,6 +37,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ConcurrencyError",
     "ConnectionClosed",
     "ConnectionClosedError",
     "ConnectionClosedOK",
@@ -45,9 +52,13 @@ __all__ = [
     "KeepaliveTimeout",
     "MessageDecodeError",
     "MessageTooBigError",
+    "OpenTimeout",
+    "OpeningError",
     "OptionError",
     "OptionTypeError",
     "ProtocolError",
+    "ProxyError",
+    "TLSError",
     "TooManyRedirects",
     "WebSocketError",
 ]
@@ -160,6 +171,65 @@ class InvalidHTTP(HandshakeError):
 
 class TooManyRedirects(HandshakeError):
     """The server redirected the upgrade request more than ``max_redirects`` times."""
+
+
+class OpeningError(WebSocketError, ConnectionError):
+    """The connection could not be opened: the TCP connection, TLS or a proxy failed.
+
+    It is also an ``OSError`` (a ``ConnectionError``), so code that catches socket errors still catches it;
+    the original error is its ``__cause__``.
+
+    Attributes:
+        hop: where it failed: ``"proxy"`` (the proxy, or the tunnel through it) or ``"server"``.
+        stage: what failed: ``"connect"`` (TCP or a Unix socket), ``"tls"``, ``"proxy"`` (the proxy's
+            CONNECT or SOCKS exchange) or ``"handshake"`` (reading the upgrade response).
+    """
+
+    def __init__(self, message: str, *, hop: str = "server", stage: str = "connect") -> None:
+        super().__init__(message)
+        self.hop = hop
+        self.stage = stage
+
+
+class OpenTimeout(OpeningError, TimeoutError):
+    """Opening the connection (TCP, TLS, proxies, the upgrade, redirects) took longer than
+    ``open_timeout`` seconds (also a ``TimeoutError``)."""
+
+
+class TLSError(OpeningError):
+    """The TLS handshake with the server or an HTTPS proxy failed (a certificate that does not verify,
+    no shared protocol); the ``ssl.SSLError`` is its ``__cause__``."""
+
+
+class ProxyError(OpeningError, HandshakeError):
+    """The proxy refused the tunnel or broke its protocol (HTTP CONNECT, SOCKS4/4a/5).
+
+    Attributes:
+        status: the HTTP status of a refused CONNECT (407: credentials needed), or the SOCKS reply code;
+            ``None`` when the proxy broke its protocol.
+        headers, body: the proxy's HTTP answer, for a refused CONNECT.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        headers: Any = None,
+        body: bytes = b"",
+        *,
+        hop: str = "proxy",
+        stage: str = "proxy",
+    ) -> None:
+        OpeningError.__init__(self, message, hop=hop, stage=stage)
+        self.status = status
+        self.headers = headers if headers is not None else {}
+        self.body = body
+
+
+class ConcurrencyError(WebSocketError, RuntimeError):
+    """The connection was used in a way it cannot serve: two ``recv()`` calls waiting at once, or a
+    method called from another thread or event loop than the one that owns the connection (also a
+    ``RuntimeError``)."""
 
 
 class ConnectionClosed(WebSocketError):
