@@ -9,9 +9,15 @@ complete frame proves the peer alive after a keepalive PING).
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
+from typing import Any
+
 import pytest
 
-from servers import server_close, server_frame
+import wsfast
+from servers import RawConnection, RawServer, server_close, server_frame
 from wsfast import (
     ConnectionClosedError,
     Disconnected,
@@ -21,6 +27,7 @@ from wsfast import (
     KeepaliveTimeout,
     Reconnected,
     ReconnectPolicy,
+    WebSocketClient,
 )
 from wsfast.exceptions import OpeningError, OpenTimeout, ProxyError
 from wsfast.frames import CloseCode, Opcode
@@ -423,3 +430,182 @@ class TestStats:
         assert (after.connections, after.reconnects, after.connected_at) == (2, 1, 1022.0)
         for name in PROTOCOL_COUNTERS:  # every protocol counter is summed, whatever the list holds
             assert getattr(after, name) == getattr(first, name) + getattr(second, name)
+
+
+# --------------------------------------------------------------------------------------------------
+# Both clients against a server that trickles an unfinished frame
+# --------------------------------------------------------------------------------------------------
+
+PING_INTERVAL, PING_TIMEOUT = 0.3, 0.5
+
+
+def trickle(conn: RawConnection) -> None:
+    """Accept, then send one byte of a never-finished 125-byte frame every 0.05 s (over 6 s in all)."""
+    conn.accept()
+    conn.drip(server_frame(Opcode.BINARY, b"x" * 125), interval=0.05)
+
+
+def test_threaded_client_fails_a_trickling_server_with_1011() -> None:
+    with RawServer(trickle) as server:
+        closed: list[tuple[int, str]] = []
+        ended = threading.Event()
+
+        def on_close(code: int, reason: str) -> None:
+            closed.append((code, reason))
+            ended.set()
+
+        client = WebSocketClient(
+            None, server.url(), on_close=on_close, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT
+        )
+        started = time.monotonic()
+        client.connect()
+        assert ended.wait(WAIT), "the keepalive timeout never failed the connection"
+        elapsed = time.monotonic() - started
+        assert client.wait(WAIT)
+        assert closed[0][0] == 1011
+        assert isinstance(client.close_exception, KeepaliveTimeout)
+        assert elapsed < PING_INTERVAL + PING_TIMEOUT + 3.0, elapsed  # the trickle itself lasts 6 s
+
+
+def test_asyncio_client_fails_a_trickling_server_with_1011() -> None:
+    async def main() -> float:
+        started = time.monotonic()
+        ws = await wsfast.connect(server.url(), ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
+        with pytest.raises(KeepaliveTimeout) as caught:
+            await ws.recv()
+        assert caught.value.code == 1011
+        await ws.wait_closed()
+        assert ws.close_code == 1011
+        return time.monotonic() - started
+
+    with RawServer(trickle) as server:
+        elapsed = asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert elapsed < PING_INTERVAL + PING_TIMEOUT + 3.0, elapsed  # the trickle itself lasts 6 s
+
+
+# --------------------------------------------------------------------------------------------------
+# on_connect failures, the same on both clients
+# --------------------------------------------------------------------------------------------------
+
+
+def answer_close(conn: RawConnection) -> None:
+    """Accept, then answer the client's CLOSE and record its code."""
+    conn.accept()
+    conn.finish_closing_handshake()
+
+
+def refuse_subscription(client: Any) -> None:
+    raise ValueError("subscription refused")
+
+
+def test_threaded_on_connect_error_fails_the_first_connection() -> None:
+    lost: list[Disconnected] = []
+    with RawServer(answer_close) as server:
+        client = WebSocketClient(
+            None,
+            server.url(),
+            on_connect=refuse_subscription,
+            on_disconnect=lost.append,
+            reconnect=NO_JITTER,
+            ping_interval=None,
+        )
+        with pytest.raises(ValueError, match="subscription refused"):
+            client.connect()
+        assert client.wait(WAIT)
+        assert client.close_code == 1011
+        assert not client.is_open
+        server.wait_finished(1)
+        assert server.connections[0].frames[-1].close_code == 1011
+        assert len(server.connections) == 1  # no reconnection after a failed first connect()
+    assert [(info.code, info.reconnecting) for info in lost] == [(1011, False)]
+    assert isinstance(lost[0].error, ValueError)
+
+
+def test_asyncio_on_connect_error_fails_the_first_connection() -> None:
+    async def main() -> None:
+        with pytest.raises(ValueError, match="subscription refused"):
+            await wsfast.connect(
+                server.url(), on_connect=refuse_subscription, reconnect=NO_JITTER, ping_interval=None
+            )
+
+    with RawServer(answer_close) as server:
+        asyncio.run(asyncio.wait_for(main(), WAIT))
+        server.wait_finished(1)
+        assert server.connections[0].frames[-1].close_code == 1011
+        assert len(server.connections) == 1
+
+
+def numbered(conn: RawConnection) -> None:
+    """Accept, say which connection this is, end the first one at once (1012), then answer closes."""
+    conn.accept(server_frame(Opcode.TEXT, f"conn-{conn.index}"))
+    if conn.index == 0:
+        conn.send(server_close(1012, "restart"))
+    conn.finish_closing_handshake()
+
+
+FAST = ReconnectPolicy(initial_delay=0.02, max_delay=0.05, jitter=0.0)
+
+
+def test_threaded_on_connect_error_after_a_reconnection() -> None:
+    connects: list[int] = []
+    messages: list[str] = []
+    lost: list[Disconnected] = []
+    third = threading.Event()
+
+    def on_connect(client: WebSocketClient) -> None:
+        connects.append(client.connection_id)
+        if len(connects) == 2:
+            raise RuntimeError("the second subscription fails")
+        if len(connects) == 3:
+            third.set()
+
+    with RawServer(numbered) as server:
+        client = WebSocketClient(
+            messages.append,
+            server.url(),
+            on_connect=on_connect,
+            on_disconnect=lost.append,
+            reconnect=FAST,
+            ping_interval=None,
+        )
+        client.connect()
+        assert third.wait(WAIT)
+        client.disconnect()
+        assert client.wait(WAIT)
+    assert [info.code for info in lost[:2]] == [1012, 1011]
+    assert all(info.reconnecting for info in lost[:2])
+    assert isinstance(lost[1].error, RuntimeError)
+    assert "conn-1" not in messages  # nothing of the failed connection was delivered
+    assert messages[0] == "conn-0"
+    assert "conn-2" in messages
+
+
+def test_asyncio_on_connect_error_after_a_reconnection() -> None:
+    async def main() -> list[Disconnected]:
+        lost: list[Disconnected] = []
+        calls = 0
+
+        async def on_connect(ws: wsfast.WebSocket) -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                raise RuntimeError("the second subscription fails")
+
+        async with wsfast.connect(
+            server.url(), on_connect=on_connect, on_disconnect=lost.append, reconnect=FAST, ping_interval=None
+        ) as ws:
+            assert await ws.recv() == "conn-0"
+            received = []
+            while not received or received[-1] != "conn-2":
+                received.append(await ws.recv())
+            # A marker for each reconnection (what the failed connection queued before on_connect ran
+            # may sit between them).
+            assert sum(isinstance(item, Reconnected) for item in received) == 2, received
+        return lost
+
+    with RawServer(numbered) as server:
+        lost = asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert [info.code for info in lost[:2]] == [1012, 1011]
+    assert all(type(info.code) is int for info in lost)
+    assert all(info.reconnecting for info in lost[:2])
+    assert isinstance(lost[1].error, RuntimeError)
