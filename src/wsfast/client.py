@@ -120,9 +120,10 @@ class WebSocketClient(Observable):
             the traffic, keep NATs and proxies from dropping a receive-only connection, and measure the
             round-trip time (``stats().last_rtt``).
         ping_timeout: seconds to wait for a complete frame after a keepalive PING (default 20; ``None``:
-            never time out; a server trickling an unfinished frame does not count). On expiry the connection is failed with 1011 (``on_close(1011, ...)``, and
-            :attr:`close_exception` is a :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and
-            PONGs accounted before callbacks run, and a busy callback never causes a false timeout.
+            never time out; a server trickling an unfinished frame does not count). On expiry the
+            connection is failed with 1011 (``on_close(1011, ...)``, and :attr:`close_exception` is a
+            :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and PONGs accounted before callbacks
+            run, and a busy callback never causes a false timeout.
         idle_timeout: seconds without a data message (``None``, the default: no watchdog). Exchanges
             answer PINGs while a stream is stale; on expiry *on_idle* runs, or, without it, the
             connection is closed (1001; :attr:`close_exception` is an :class:`~wsfast.IdleTimeout`) and
@@ -132,7 +133,7 @@ class WebSocketClient(Observable):
         reconnect: ``True`` (or a :class:`~wsfast.ReconnectPolicy`: backoff, jitter, maximum delay and
             attempts) reconnects whenever a connection is lost, except after :meth:`disconnect`. Off
             by default. The same event thread serves every connection; headers and credentials are sent
-            again; a handshake refused with 4xx (but 408/429) stops reconnecting.
+            again; a handshake or proxy refused with 4xx (but 408/425/429) stops reconnecting.
         on_connect: ``on_connect(client)`` on the event thread after every successful connection and
             reconnection, before any message of it is delivered: send subscriptions here.
             :attr:`reconnected` describes the gap after a reconnection. An exception in it fails that
