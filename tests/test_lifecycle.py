@@ -521,6 +521,26 @@ def test_threaded_on_connect_error_fails_the_first_connection() -> None:
     assert isinstance(lost[0].error, ValueError)
 
 
+def test_threaded_on_connect_may_connect_again_without_deadlock() -> None:
+    # connect() waits for on_connect outside its lock: an on_connect that opens a new connection (once
+    # here) does not wait for itself.
+    ids: list[int] = []
+    with RawServer(answer_close) as server:
+
+        def on_connect(client: WebSocketClient) -> None:
+            ids.append(client.connection_id)
+            if len(ids) == 1:
+                client.connect()
+
+        client = WebSocketClient(None, server.url(), on_connect=on_connect, ping_interval=None)
+        client.connect()
+        assert len(ids) == 2
+        assert client.connection_id == ids[1]
+        client.disconnect()
+        assert client.wait(WAIT)
+        assert client.close_code == 1000
+
+
 def test_asyncio_on_connect_error_fails_the_first_connection() -> None:
     async def main() -> None:
         with pytest.raises(ValueError, match="subscription refused"):

@@ -364,12 +364,14 @@ class WebSocketClient(Observable):
                 daemon=True,
             )
             thread.start()
-            failure = ready.exception()  # on_connect runs on the event thread; wait for its outcome
-            if failure is not None:
-                # The event thread failed the connection (1011); no reconnection follows.
-                thread.join(self._close_timeout)
-                raise failure
-            return accepted.response
+        # on_connect runs on the event thread; wait for its outcome outside the lock, so that an
+        # on_connect calling connect() or disconnect() does not wait for itself.
+        failure = ready.exception()
+        if failure is not None:
+            # The event thread failed the connection (1011); no reconnection follows.
+            thread.join(self._close_timeout)
+            raise failure
+        return accepted.response
 
     def _new_connection_id(self) -> None:
         """Number the connection about to be attempted (ids are process-wide, shared by both clients)."""
