@@ -186,8 +186,9 @@ class TestKeepalive:
 
     @pytest.mark.parametrize("name", ["ping_interval", "ping_timeout", "idle_timeout"])
     def test_invalid_intervals(self, name: str) -> None:
+        arguments: dict[str, Any] = {name: 0.0}
         with pytest.raises(ValueError, match=name):
-            Lifecycle(**{name: 0.0})
+            Lifecycle(**arguments)
 
 
 class TestHeartbeatCounters:
@@ -267,7 +268,8 @@ class TestReconnect:
         assert lifecycle.attempt_failed(OSError("down")) == Retry(ReconnectPolicy().delay(2, lambda: 0.0), 2)
 
     def test_stopped_or_fatal_never_reconnects(self) -> None:
-        for flags in ({"stopped": True}, {"fatal": True}, {"stopped": True, "forced": True}):
+        cases: list[dict[str, Any]] = [{"stopped": True}, {"fatal": True}, {"stopped": True, "forced": True}]
+        for flags in cases:
             lifecycle = Lifecycle(reconnect=NO_JITTER)
             protocol = lose(opened(lifecycle))
             info, decision = lifecycle.lost(protocol, now=1.0, wall=1001.0, **flags)
@@ -615,7 +617,7 @@ def test_asyncio_on_connect_error_after_a_reconnection() -> None:
             server.url(), on_connect=on_connect, on_disconnect=lost.append, reconnect=FAST, ping_interval=None
         ) as ws:
             assert await ws.recv() == "conn-0"
-            received = []
+            received: list[Any] = []
             while not received or received[-1] != "conn-2":
                 received.append(await ws.recv())
             # A marker for each reconnection (what the failed connection queued before on_connect ran
