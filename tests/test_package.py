@@ -32,6 +32,7 @@ CORE_MODULES = [
     "handshake.py",
     "protocol.py",
     "health.py",
+    "lifecycle.py",
     "deflate.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}

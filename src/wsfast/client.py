@@ -24,6 +24,7 @@ Example::
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import logging
 import select
@@ -43,12 +44,7 @@ from ._typing import BytesLike
 from .deflate import Deflate
 from .exceptions import (
     ConnectionClosed,
-    ConnectionClosedError,
-    ConnectionClosedOK,
     HandshakeError,
-    IdleTimeout,
-    InvalidURL,
-    KeepaliveTimeout,
     MessageDecodeError,
     TooManyRedirects,
 )
@@ -57,8 +53,6 @@ from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_
 from .health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    PROTOCOL_COUNTERS,
-    Beat,
     Disconnected,
     Heartbeat,
     Reconnected,
@@ -67,6 +61,7 @@ from .health import (
     to_reconnect_policy,
 )
 from .http11 import Response
+from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
 from .options import THREADED, authorization, normalise_headers, validate_arguments
 from .protocol import ClientProtocol, FrameAction, State
 from .uri import WebSocketURL, parse_url
@@ -124,10 +119,11 @@ class WebSocketClient(Observable):
         ping_interval: seconds between keepalive PINGs (default 20; ``None``: none). They go out whatever
             the traffic, keep NATs and proxies from dropping a receive-only connection, and measure the
             round-trip time (``stats().last_rtt``).
-        ping_timeout: seconds to wait for any frame after a keepalive PING (default 20; ``None``: never
-            time out). On expiry the connection is failed with 1011 (``on_close(1011, ...)``, and
-            :attr:`close_exception` is a :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and
-            PONGs accounted before callbacks run, and a busy callback never causes a false timeout.
+        ping_timeout: seconds to wait for a complete frame after a keepalive PING (default 20; ``None``:
+            never time out; a server trickling an unfinished frame does not count). On expiry the
+            connection is failed with 1011 (``on_close(1011, ...)``, and :attr:`close_exception` is a
+            :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and PONGs accounted before callbacks
+            run, and a busy callback never causes a false timeout.
         idle_timeout: seconds without a data message (``None``, the default: no watchdog). Exchanges
             answer PINGs while a stream is stale; on expiry *on_idle* runs, or, without it, the
             connection is closed (1001; :attr:`close_exception` is an :class:`~wsfast.IdleTimeout`) and
@@ -137,10 +133,11 @@ class WebSocketClient(Observable):
         reconnect: ``True`` (or a :class:`~wsfast.ReconnectPolicy`: backoff, jitter, maximum delay and
             attempts) reconnects whenever a connection is lost, except after :meth:`disconnect`. Off
             by default. The same event thread serves every connection; headers and credentials are sent
-            again; a handshake refused with 4xx (but 408/429) stops reconnecting.
+            again; a handshake or proxy refused with 4xx (but 408/425/429) stops reconnecting.
         on_connect: ``on_connect(client)`` on the event thread after every successful connection and
             reconnection, before any message of it is delivered: send subscriptions here.
-            :attr:`reconnected` describes the gap after a reconnection.
+            :attr:`reconnected` describes the gap after a reconnection. An exception in it fails that
+            connection (1011): :meth:`connect` raises it; after a reconnection *reconnect* applies.
         on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` (code, reason, time,
             error, whether a reconnect follows) each time a connection is lost; *on_close* still runs
             once, at the very end.
@@ -240,16 +237,17 @@ class WebSocketClient(Observable):
         self._reconnecting = False
         self._connect_headers: list[tuple[str, str]] = []
         self._connection_id = -1
-        # Health and statistics of the current connection; totals of the finished ones.
-        self._heartbeat: Heartbeat | None = None
-        self._last_received_at = 0.0
-        self._last_message_at = 0.0
+        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
+        self._lifecycle = Lifecycle(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
+            on_idle=on_idle is not None,
+            reconnect=self._reconnect,
+        )
+        self._last_received_at = 0.0  # when the event thread last read bytes (monotonic)
+        self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
         self._stats_lock = threading.Lock()
-        self._totals = dict.fromkeys(PROTOCOL_COUNTERS, 0)
-        self._counted: ClientProtocol | None = None  # the protocol whose counters are in _totals
-        self._connections = 0
-        self._reconnects = 0
-        self._connected_at: float | None = None
         self._close_exception: ConnectionClosed | None = None
         self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
         self.response: Response | None = None
@@ -309,23 +307,9 @@ class WebSocketClient(Observable):
         """Counters over every connection of this client (messages, bytes, frames, pings, round-trip
         time, reconnects...), read without stopping anything."""
         with self._stats_lock:
-            totals = dict(self._totals)
-            protocol = self._protocol
-            if protocol is not None and protocol is not self._counted:
-                for name in PROTOCOL_COUNTERS:
-                    totals[name] += getattr(protocol, name)
-        heartbeat = self._heartbeat
-        last_message = None
-        if self._connections and self._last_message_at:
-            last_message = time.time() - (time.monotonic() - self._last_message_at)
-        return Stats(
-            **totals,
-            last_rtt=heartbeat.last_rtt if heartbeat is not None else None,
-            reconnects=self._reconnects,
-            last_message_at=last_message,
-            connected_at=self._connected_at,
-            connections=self._connections,
-        )
+            return self._lifecycle.stats(
+                now=time.monotonic(), wall=time.time(), last_message_at=self._last_message_at
+            )
 
     def _monitor_connection_id(self) -> int:
         return self._connection_id
@@ -353,6 +337,9 @@ class WebSocketClient(Observable):
         *headers* are added to the constructor's for this connection (and its reconnections).
         This first connection is not retried: an error here is raised, whatever *reconnect* says.
 
+        *on_connect* runs on the event thread before this returns; if it raises, the connection is
+        failed (1011) and this raises what it raised.
+
         Raises:
             HandshakeError: the server refused the upgrade (the error has its status, headers and body),
                 or redirected too often.
@@ -369,14 +356,22 @@ class WebSocketClient(Observable):
             self._stop = stop = threading.Event()
             self.reconnected = None
             protocol = self._install(sock, accepted)
-            self._thread = threading.Thread(
+            ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+            self._thread = thread = threading.Thread(
                 target=self._run,
-                args=(sock, protocol, accepted.leftover, stop),
+                args=(sock, protocol, accepted.leftover, stop, ready),
                 name=f"wsfast-{self._connection_id}",
                 daemon=True,
             )
-            self._thread.start()
-            return accepted.response
+            thread.start()
+        # on_connect runs on the event thread; wait for its outcome outside the lock, so that an
+        # on_connect calling connect() or disconnect() does not wait for itself.
+        failure = ready.exception()
+        if failure is not None:
+            # The event thread failed the connection (1011); no reconnection follows.
+            thread.join(self._close_timeout)
+            raise failure
+        return accepted.response
 
     def _new_connection_id(self) -> None:
         """Number the connection about to be attempted (ids are process-wide, shared by both clients)."""
@@ -385,7 +380,7 @@ class WebSocketClient(Observable):
             events.connection_id = self._connection_id
 
     def _install(self, sock: socket.socket, accepted: Accepted) -> ClientProtocol:
-        """Make a new connection the current one."""
+        """Make a new connection the current one (:attr:`reconnected` describes the gap it ends)."""
         protocol = ClientProtocol(
             max_message_size=self._max_message_size,
             auto_pong=self._on_ping is None,
@@ -397,8 +392,12 @@ class WebSocketClient(Observable):
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
             self._close_exception = None
-            self._connections += 1
-            self._connected_at = time.time()
+            self._last_received_at = now = time.monotonic()
+            marker = self._lifecycle.opened(
+                protocol, now=now, wall=time.time(), connection_id=self._connection_id
+            )
+        if marker is not None:
+            self.reconnected = marker
         self.response, self.subprotocol = accepted.response, accepted.subprotocol
         self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
         return protocol
@@ -493,59 +492,84 @@ class WebSocketClient(Observable):
     # The event thread
 
     def _run(
-        self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes, stop: threading.Event
+        self,
+        sock: socket.socket,
+        protocol: ClientProtocol,
+        leftover: bytes,
+        stop: threading.Event,
+        ready: concurrent.futures.Future[None],
     ) -> None:
-        """The event thread: serve the connection, and with *reconnect*, every connection after it."""
-        failures = 0  # consecutive reconnections that did not last (ReconnectPolicy.stable_after)
+        """The event thread: serve the connection, and with *reconnect*, every connection after it.
+
+        *ready* gets the outcome of the first connection's *on_connect*, which :meth:`connect` waits for.
+        """
         try:
             while True:
-                opened_at = time.monotonic()
-                error = self._serve(sock, protocol, leftover)
-                lost_at = time.time()
+                error = self._serve(sock, protocol, leftover, ready)
                 forced, self._reconnect_requested = self._reconnect_requested, False
-                policy = self._reconnect or (ReconnectPolicy() if forced else None)
-                retry = policy is not None and not stop.is_set()
-                self._notify(
-                    self._on_disconnect,
-                    Disconnected(
-                        protocol.close_code,
-                        protocol.close_reason,
-                        lost_at,
-                        error or _as_error(self._close_exception),
-                        retry,
-                        self._connection_id,
-                    ),
-                )
-                if not retry:
+                with self._stats_lock:
+                    info, decision = self._lifecycle.lost(
+                        protocol,
+                        now=time.monotonic(),
+                        wall=time.time(),
+                        error=error,
+                        forced=forced,
+                        stopped=stop.is_set(),
+                    )
+                self._notify(self._on_disconnect, info)
+                if isinstance(decision, GiveUp):
                     return
-                assert policy is not None
-                if forced or time.monotonic() - opened_at >= policy.stable_after:
-                    failures = 0
                 self._reconnecting = True
                 try:
-                    outcome = self._reconnect_with_backoff(policy, stop, failures, immediately=forced)
+                    outcome = self._reconnect_with_backoff(decision, stop)
                 finally:
                     self._reconnecting = False
                 if outcome is None:
                     return
-                sock, accepted, attempts = outcome
-                failures += 1
-                self._reconnects += 1
-                lost_code, lost_reason = protocol.close_code, protocol.close_reason
+                sock, accepted = outcome
                 protocol = self._install(sock, accepted)
                 threading.current_thread().name = f"wsfast-{self._connection_id}"
                 leftover = accepted.leftover
-                self.reconnected = Reconnected(
-                    lost_at, time.time(), attempts, lost_code, lost_reason, self._connection_id
-                )
                 if stop.is_set():  # disconnect() came while the new connection was being installed
                     self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
-        except BaseException:  # a bug: report it; on_close still runs
+        except BaseException as exc:  # a bug: report it; on_close still runs
             logger.exception("[%s] event thread failed", self._connection_id)
+            if not ready.done():
+                ready.set_exception(exc)
         finally:
             self._notify_close(protocol.close_code, protocol.close_reason)
 
-    def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> BaseException | None:
+    def _connected(
+        self, sock: socket.socket, protocol: ClientProtocol, ready: concurrent.futures.Future[None]
+    ) -> BaseException | None:
+        """Run *on_connect* before any message of the connection; if it raises, fail the connection
+        (1011) and return the error (given to :meth:`connect` through *ready* the first time)."""
+        error: BaseException | None = None
+        if self._on_connect is not None:
+            try:
+                self._on_connect(self)
+            except Exception as exc:
+                self._callback_failed(self._on_connect)
+                error = exc
+                with self._write_lock:
+                    data = self._lifecycle.on_connect_failed(exc)
+                    with contextlib.suppress(OSError):
+                        sock.sendall(data)
+                        sock.shutdown(socket.SHUT_WR)  # RFC 6455 §7.1.7: nothing more is sent
+        if not ready.done():
+            if error is None:
+                ready.set_result(None)
+            else:
+                ready.set_exception(error)
+        return error
+
+    def _serve(
+        self,
+        sock: socket.socket,
+        protocol: ClientProtocol,
+        leftover: bytes,
+        ready: concurrent.futures.Future[None],
+    ) -> BaseException | None:
         """Read and process one connection until it is closed; return the error that ended it, if any.
 
         While open, reads wait for data as long as the connection lives (the socket timeout bounds
@@ -555,13 +579,10 @@ class WebSocketClient(Observable):
         """
         error: BaseException | None = None
         closed = self._closed
-        now = time.monotonic()
-        heartbeat = Heartbeat(self._ping_interval, self._ping_timeout, self._idle_timeout, now=now)
-        self._heartbeat = heartbeat
-        self._last_received_at = now
+        heartbeat = self._lifecycle.heartbeat  # its deadline: when to ask the lifecycle for a verdict
+        assert heartbeat is not None
         try:
-            if self._on_connect is not None:
-                self._call(self._on_connect, self)  # before any message of this connection
+            error = self._connected(sock, protocol, ready)  # before any message of this connection
             if leftover:
                 self._last_received_at = time.monotonic()
                 self._process(sock, protocol, leftover)
@@ -585,7 +606,7 @@ class WebSocketClient(Observable):
                 ):
                     # Nothing arrived before the next keepalive or idle decision. The socket is always
                     # read before a verdict, so a PONG waiting behind a slow callback still counts.
-                    self._beat(sock, protocol, heartbeat)
+                    self._beat(sock)
                     continue
                 try:
                     size = sock.recv_into(view)
@@ -600,7 +621,7 @@ class WebSocketClient(Observable):
                     events.data_read(view[:size])
                 self._process(sock, protocol, view[:size])
                 if heartbeat.deadline is not None and now >= heartbeat.deadline and deadline is None:
-                    self._beat(sock, protocol, heartbeat)  # a busy stream never waits for a timeout
+                    self._beat(sock)  # a busy stream (or a trickle) never waits for a quiet moment
         except OSError as exc:
             if protocol.state is State.OPEN:
                 error = exc
@@ -612,89 +633,54 @@ class WebSocketClient(Observable):
             elif error is not None:
                 self._log(logging.ERROR, "connection lost: %s", error)
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
-            with self._stats_lock:
-                for name in PROTOCOL_COUNTERS:
-                    self._totals[name] += getattr(protocol, name)
-                self._counted = protocol
             self._close_exception = protocol.closed_exception()
             closed.set()
         return error
 
-    def _beat(self, sock: socket.socket, protocol: ClientProtocol, heartbeat: Heartbeat) -> None:
-        """Act on the keepalive and idle decisions due now."""
-        while True:
-            action = heartbeat.poll(time.monotonic(), self._last_received_at, self._last_message_at)
-            if action is Beat.NOTHING:
-                return
-            if action is Beat.SEND_PING:
-                payload = heartbeat.ping_payload()
-                with self._write_lock:
-                    if protocol.state is not State.OPEN:
-                        return
-                    with contextlib.suppress(OSError):  # a dead peer shows up as the PONG's absence
-                        sock.sendall(protocol.send_ping(payload))
-                self._log(logging.DEBUG, "keepalive PING sent")
-            elif action is Beat.PING_TIMEOUT:
-                reason = f"keepalive timeout: no frame within {heartbeat.ping_timeout:g} s of a PING"
-                self._log(logging.ERROR, "%s", reason)
-                with self._write_lock:
-                    protocol.fail(CloseCode.INTERNAL_ERROR, reason, closed_as=KeepaliveTimeout)
-                    with contextlib.suppress(OSError):
-                        sock.sendall(protocol.data_to_send())
-                    # The peer is presumed dead: waiting for it to close TCP would only add delay.
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
-                return
-            else:  # Beat.IDLE
-                assert heartbeat.idle_timeout is not None
-                self._log(logging.INFO, "no message for %g s", heartbeat.idle_timeout)
-                if self._on_idle is not None:
-                    self._call(self._on_idle, self)
-                    continue
-                reason = f"idle timeout: no message for {heartbeat.idle_timeout:g} s"
-                with self._write_lock:
-                    frame = protocol.send_close(CloseCode.GOING_AWAY, reason, closed_as=IdleTimeout)
-                    with contextlib.suppress(OSError):
-                        sock.sendall(frame)
-                return
+    def _beat(self, sock: socket.socket) -> None:
+        """Carry out the keepalive and idle verdicts due now (:meth:`wsfast.lifecycle.Lifecycle.beat`)."""
+        with self._write_lock:
+            verdict = self._lifecycle.beat(time.monotonic(), self._last_message_at)
+            if verdict.data:
+                with contextlib.suppress(OSError):  # a dead peer shows up as the PONG's absence
+                    sock.sendall(verdict.data)
+        if verdict.ended:
+            self._log(logging.ERROR if verdict.abort else logging.INFO, "%s", verdict.ended)
+        if verdict.abort:
+            # The peer is presumed dead: waiting for it to close TCP would only add delay.
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        if verdict.on_idle and self._on_idle is not None:
+            self._log(logging.INFO, "no message for %g s", self._lifecycle.idle_timeout)
+            self._call(self._on_idle, self)
 
     def _reconnect_with_backoff(
-        self, policy: ReconnectPolicy, stop: threading.Event, failures: int, immediately: bool = False
-    ) -> tuple[socket.socket, Accepted, int] | None:
-        """Reconnect after the policy's delays; ``None`` if it gave up or :meth:`disconnect` stopped it."""
-        attempt = 0
-        error: BaseException | None = None
+        self, decision: Retry, stop: threading.Event
+    ) -> tuple[socket.socket, Accepted] | None:
+        """Reconnect as the lifecycle decides; ``None`` if it gave up or :meth:`disconnect` stopped it."""
         while True:
-            attempt += 1
-            delay = 0.0 if immediately and attempt == 1 else policy.delay(failures + attempt)
-            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", delay, attempt)
-            if stop.wait(delay):
+            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", decision.delay, decision.attempt)
+            if stop.wait(decision.delay):
+                self._lifecycle.cancel()
                 return None
             self._new_connection_id()
             try:
                 sock, accepted = self._handshake(self._headers + self._connect_headers)
-            except (HandshakeError, OSError, InvalidURL) as exc:  # OSError: TimeoutError too
-                self._log(logging.ERROR, "reconnection attempt %d failed: %s", attempt, exc)
-                error = exc
-                if isinstance(exc, InvalidURL) or (
-                    isinstance(exc, HandshakeError) and not policy.retryable_status(exc.status)
-                ):
-                    break
+            except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
+                self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
+                outcome = self._lifecycle.attempt_failed(exc)
+                if isinstance(outcome, GiveUp):
+                    self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
+                    if outcome.error is not None and self._close_exception is not None:
+                        self._close_exception = outcome.error
+                    return None
+                decision = outcome
             else:
                 if stop.is_set():
+                    self._lifecycle.cancel()
                     self._shutdown(sock)
                     return None
-                return sock, accepted, attempt
-            if policy.gives_up(attempt):
-                break
-        # Giving up is an error whatever the lost connection's close code was.
-        self._log(logging.ERROR, "giving up reconnecting after %d attempts", attempt)
-        lost = self._close_exception
-        if lost is not None:
-            self._close_exception = ConnectionClosedError(
-                lost.code, f"gave up reconnecting after {attempt} attempts: {error}", lost.close_received
-            )
-        return None
+                return sock, accepted
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
         if self._raw_hook is not None:
@@ -777,14 +763,13 @@ class WebSocketClient(Observable):
 
     def _account(self, events: list[Any]) -> None:
         """Note data messages for the idle watchdog and PONGs for keepalive, before any callback."""
-        heartbeat = self._heartbeat
+        lifecycle, now = self._lifecycle, self._last_received_at
         for event in events:
             kind = type(event)
             if kind is Pong:
-                if heartbeat is not None:
-                    heartbeat.pong_received(event.payload, self._last_received_at)
+                lifecycle.pong_received(event.payload, now)
             elif kind is not Ping and kind is not Close:
-                self._last_message_at = self._last_received_at
+                self._last_message_at = now
 
     def _deliver(self, event: Any) -> None:
         """Hand one processed event to the matching callback."""
@@ -996,11 +981,6 @@ class WebSocketClient(Observable):
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
-
-
-def _as_error(closed: ConnectionClosed | None) -> ConnectionClosed | None:
-    """What ended a connection, for :class:`~wsfast.Disconnected`: nothing for a clean close."""
-    return None if isinstance(closed, ConnectionClosedOK) else closed
 
 
 def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:

@@ -258,8 +258,9 @@ class ConnectionClosedError(ConnectionClosed):
 
 
 class KeepaliveTimeout(ConnectionClosedError, TimeoutError):
-    """Nothing arrived within ``ping_timeout`` of a keepalive PING: the connection was presumed dead and
-    failed with 1011 (RFC 6455 §5.5.2 makes the PONG mandatory; any frame proves the peer alive)."""
+    """No frame completed within ``ping_timeout`` of a keepalive PING: the connection was presumed dead
+    and failed with 1011 (RFC 6455 §5.5.2 makes the PONG mandatory; any complete frame proves the peer
+    alive, the bytes of an unfinished one do not)."""
 
     def __init__(self, code: int, reason: str = "", close_received: bool = False) -> None:
         ConnectionClosedError.__init__(self, code, reason, close_received)

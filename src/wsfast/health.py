@@ -4,13 +4,16 @@ Both clients share these decisions; they differ only in how they wait. The I/O l
 passes the time in (``now``, seconds on a monotonic clock), so nothing here sleeps, reads a clock or
 touches a socket:
 
-* :class:`Heartbeat` says when to send a keepalive PING, when the connection is presumed dead (no frame
-  at all within ``ping_timeout`` of a PING: RFC 6455 §5.5.2 makes the PONG mandatory, and any frame
-  proves the peer alive), and when the stream has been idle (no data message within ``idle_timeout``:
-  exchanges keep answering PINGs while a feed is stale).
+* :class:`Heartbeat` says when to send a keepalive PING, when the connection is presumed dead (no
+  complete frame within ``ping_timeout`` of a PING: RFC 6455 §5.5.2 makes the PONG mandatory, and any
+  frame proves the peer alive; a byte of an unfinished frame does not), and when the stream has been
+  idle (no data message within ``idle_timeout``: exchanges keep answering PINGs while a feed is stale).
 * :class:`ReconnectPolicy` is exponential backoff with jitter, a maximum delay and a maximum number of
   attempts.
 * :class:`Stats` is a snapshot of the counters the protocol core keeps, plus what the I/O layer knows.
+
+:mod:`wsfast.lifecycle` turns these decisions into what the drivers do (bytes to write, a TCP abort, a
+retry after a delay) across a client's connections.
 """
 
 from __future__ import annotations
@@ -56,11 +59,18 @@ def _check_interval(name: str, value: float | None) -> float | None:
 class Heartbeat:
     """Keepalive and idle decisions for one connection.
 
-    The I/O layer calls :meth:`poll` at :attr:`deadline` (or later), and records when bytes and data
-    messages arrive in the two timestamps it passes in. PINGs go out every *ping_interval* whatever the
-    traffic (they also keep the client-to-server direction of NATs and proxies alive, and measure the
-    round-trip time); the connection is dead only if *nothing at all* arrives within *ping_timeout* of
-    a PING, so a PONG queued behind a large message never causes a false timeout.
+    The I/O layer calls :meth:`poll` at :attr:`deadline` (or later) with what it has received (the
+    protocol's counters ``frames_received``, frames begun, and ``events_received``, messages and control
+    frames completed) and when the last data message arrived. PINGs go out every *ping_interval*
+    whatever the traffic (they also keep the client-to-server direction of NATs and proxies alive, and
+    measure the round-trip time); the connection is dead only if *no frame* completes within
+    *ping_timeout* of a PING, so a PONG queued behind a large message never causes a false timeout,
+    while a server that trickles an unfinished frame byte by byte is found out (RFC 6455 §5.5.2: the
+    PONG is due "as soon as practical"). A frame completed since the PING shows as a message or control
+    frame completed, or as two frames begun (the first of them then ended).
+
+    Without the counters (the older form), *last_received_at*, the time bytes last arrived, stands in:
+    any byte since the PING counts as proof of life.
 
     Args:
         ping_interval: seconds between keepalive PINGs (``None``: no keepalive).
@@ -70,6 +80,8 @@ class Heartbeat:
     """
 
     __slots__ = (
+        "_events_at_ping",
+        "_frames_at_ping",
         "_idle_since",
         "_next_ping",
         "_ping_count",
@@ -95,6 +107,8 @@ class Heartbeat:
         self.idle_timeout = _check_interval("idle_timeout", idle_timeout)
         self._next_ping = None if self.ping_interval is None else now + self.ping_interval
         self._ping_sent_at: float | None = None  # the keepalive PING waiting for proof of life
+        self._frames_at_ping = 0  # frames begun when the keepalive PING was sent
+        self._events_at_ping = 0  # messages and control frames completed then
         self._ping_payload = b""
         self._ping_count = 0
         self._idle_since = now
@@ -117,8 +131,29 @@ class Heartbeat:
         times = [t for t in candidates if t is not None]
         self.deadline = min(times) if times else None
 
-    def poll(self, now: float, last_received_at: float, last_message_at: float) -> Beat:
-        """Decide what to do at *now*, given when bytes and a data message were last received.
+    def _alive(
+        self, last_received_at: float | None, frames_received: int | None, events_received: int
+    ) -> bool:
+        """Whether something proves the peer alive since the keepalive PING (one is in flight)."""
+        if frames_received is not None:
+            # A frame is counted when its header is read: one more may still be unfinished (a trickle);
+            # two more, or a completed message or control frame, prove that a frame ended.
+            return events_received > self._events_at_ping or frames_received >= self._frames_at_ping + 2
+        assert self._ping_sent_at is not None
+        return last_received_at is not None and last_received_at >= self._ping_sent_at
+
+    def poll(
+        self,
+        now: float,
+        last_received_at: float | None,
+        last_message_at: float,
+        *,
+        frames_received: int | None = None,
+        events_received: int = 0,
+    ) -> Beat:
+        """Decide what to do at *now*, given when a data message was last received and either the
+        protocol's counters (*frames_received*: frames begun; *events_received*: messages and control
+        frames completed) or when bytes last arrived (*last_received_at*).
 
         Call it again while it returns something other than :attr:`Beat.NOTHING`: one decision per call.
         The caller must have read whatever the socket already holds before calling, or a PONG waiting
@@ -126,8 +161,8 @@ class Heartbeat:
         """
         try:
             if self._ping_sent_at is not None:
-                if last_received_at >= self._ping_sent_at:
-                    self._ping_sent_at = None  # any frame since the PING proves the peer alive
+                if self._alive(last_received_at, frames_received, events_received):
+                    self._ping_sent_at = None  # a frame since the PING proves the peer alive
                 elif self.ping_timeout is not None and now >= self._ping_sent_at + self.ping_timeout:
                     self._ping_sent_at = None
                     self._next_ping = None  # the connection is being failed: no more PINGs
@@ -142,6 +177,8 @@ class Heartbeat:
                 self._next_ping = now + self.ping_interval
                 if self._ping_sent_at is None:  # one keepalive PING in flight at a time
                     self._ping_sent_at = now
+                    self._frames_at_ping = frames_received or 0
+                    self._events_at_ping = events_received
                     self._ping_count += 1
                     self._ping_payload = b"wsfast-keepalive-%d" % self._ping_count
                     return Beat.SEND_PING
@@ -149,12 +186,19 @@ class Heartbeat:
         finally:
             self._update_deadline()
 
-    def overdue(self, now: float, last_received_at: float) -> bool:
+    def overdue(
+        self,
+        now: float,
+        last_received_at: float | None,
+        *,
+        frames_received: int | None = None,
+        events_received: int = 0,
+    ) -> bool:
         """Whether :meth:`poll` would now report :attr:`Beat.PING_TIMEOUT` (it changes nothing)."""
         return (
             self._ping_sent_at is not None
             and self.ping_timeout is not None
-            and last_received_at < self._ping_sent_at
+            and not self._alive(last_received_at, frames_received, events_received)
             and now >= self._ping_sent_at + self.ping_timeout
         )
 

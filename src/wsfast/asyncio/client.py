@@ -38,9 +38,7 @@ from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
-    IdleTimeout,
     InvalidURL,
-    KeepaliveTimeout,
     MessageDecodeError,
     TooManyRedirects,
 )
@@ -49,8 +47,6 @@ from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without
 from ..health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    PROTOCOL_COUNTERS,
-    Beat,
     Disconnected,
     Heartbeat,
     Reconnected,
@@ -59,6 +55,7 @@ from ..health import (
     to_reconnect_policy,
 )
 from ..http11 import Response, ResponseParser
+from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
 from ..options import ASYNCIO, authorization, normalise_headers, validate_arguments
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL, parse_url, redact
@@ -224,7 +221,7 @@ class connect:
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
             off by default, as it costs CPU on every message and pays only on compressible feeds.
         ping_interval, ping_timeout: keepalive, as for :class:`wsfast.WebSocketClient` (20 s each by
-            default): a PING every *ping_interval*; no frame at all within *ping_timeout* of it fails the
+            default): a PING every *ping_interval*; no complete frame within *ping_timeout* of it fails the
             connection with 1011, and waiting :meth:`WebSocket.recv` calls raise
             :class:`~wsfast.KeepaliveTimeout`.
         idle_timeout, on_idle: the data-idle watchdog: after *idle_timeout* seconds without a data
@@ -342,6 +339,9 @@ class connect:
         ws._open(connection, accepted, url)
         try:
             await ws._run_on_connect()
+        except Exception:
+            await ws.wait_closed()  # failed with 1011: it ends within close_timeout, and none follows
+            raise
         except BaseException:
             ws._abort()
             raise
@@ -556,7 +556,14 @@ class WebSocket(Observable):
         self._reconnect = reconnect
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
-        self._heartbeat: Heartbeat | None = None
+        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
+        self._lifecycle = Lifecycle(
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            idle_timeout=idle_timeout,
+            on_idle=on_idle is not None,
+            reconnect=reconnect,
+        )
         self._beat_timer: asyncio.TimerHandle | None = None
         self._beat_due = 0.0
         self._last_received_at = 0.0
@@ -565,12 +572,6 @@ class WebSocket(Observable):
         self._reconnect_requested = False  # reconnect() was called
         self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._failures = 0  # consecutive reconnections that did not last (ReconnectPolicy.stable_after)
-        self._opened_at = 0.0
-        self._totals = dict.fromkeys(PROTOCOL_COUNTERS, 0)
-        self._connections = 0
-        self._reconnects = 0
-        self._connected_at: float | None = None
         self._loop = asyncio.get_running_loop()
         self._connection: _Connection | None = None
         self._queue: collections.deque[Any] = collections.deque()
@@ -629,15 +630,17 @@ class WebSocket(Observable):
         self.url = url
         self.response = accepted.response
         self.subprotocol = accepted.subprotocol
-        self._connections += 1
-        self._connected_at = time.time()
-        now = self._opened_at = time.monotonic()
-        self._last_received_at = now
-        self._heartbeat = heartbeat = Heartbeat(
-            self._ping_interval, self._ping_timeout, self._idle_timeout, now=now
+        self._last_received_at = now = time.monotonic()
+        marker = self._lifecycle.opened(
+            self._core, now=now, wall=time.time(), connection_id=self.connection_id
         )
-        if heartbeat.deadline is not None:
-            self._schedule_beat(heartbeat.deadline)
+        if marker is not None:
+            self.reconnected = marker
+            if self._on_message is None:
+                self._queue.append(marker)  # the gap, in the stream, before the new messages
+        deadline = self._lifecycle.deadline
+        if deadline is not None:
+            self._schedule_beat(deadline)
         connection.phase = _Phase.OPEN
         leftover = accepted.leftover + bytes(connection.pending)  # in arrival order
         connection.pending.clear()
@@ -649,11 +652,21 @@ class WebSocket(Observable):
             connection.report_closed()
 
     async def _run_on_connect(self) -> None:
-        """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine)."""
-        if self._on_connect is not None:
+        """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine). If it
+        raises, the connection is failed (1011) and the error raised again; after the first connection
+        no reconnection follows (:func:`connect` raises it), after a reconnection *reconnect* applies."""
+        if self._on_connect is None:
+            return
+        try:
             result = self._on_connect(self)
             if inspect.isawaitable(result):
                 await result
+        except Exception as exc:
+            reply = self._lifecycle.on_connect_failed(exc)
+            if reply:
+                self._write(reply)
+            self._closing()
+            raise
 
     # Properties
 
@@ -845,8 +858,6 @@ class WebSocket(Observable):
                 timer.cancel()
         self._close_timer = self._beat_timer = self._failure_timer = None
         core.receive_eof()
-        for name in PROTOCOL_COUNTERS:
-            self._totals[name] += getattr(core, name)
         for future, _ in self._pings.values():
             if not future.done():
                 future.set_exception(core.closed_exception())
@@ -856,20 +867,18 @@ class WebSocket(Observable):
         if not self._connection_closed.done():
             self._connection_closed.set_result(None)
         forced, self._reconnect_requested = self._reconnect_requested, False
-        policy = self._reconnect or (ReconnectPolicy() if forced else None)
-        retry = policy is not None and not self._stopping and self._overflow_error is None
+        info, decision = self._lifecycle.lost(
+            core,
+            now=time.monotonic(),
+            wall=time.time(),
+            forced=forced,
+            stopped=self._stopping,
+            fatal=self._overflow_error is not None,
+        )
         if self._on_disconnect is not None:
-            closed = core.closed_exception()
-            error = None if isinstance(closed, ConnectionClosedOK) else closed  # nothing for a clean close
-            info = Disconnected(
-                core.close_code, core.close_reason, time.time(), error, retry, self.connection_id
-            )
             self._call(self._on_disconnect, info)
-        if retry:
-            assert policy is not None
-            if forced or time.monotonic() - self._opened_at >= policy.stable_after:
-                self._failures = 0
-            self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(policy, forced))
+        if isinstance(decision, Retry):
+            self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(decision))
         else:
             self._finish()
         self._wake_receiver()
@@ -880,68 +889,39 @@ class WebSocket(Observable):
             self._closed.set_result(None)
         self._wake_receiver()
 
-    async def _reconnect_with_backoff(self, policy: ReconnectPolicy, immediately: bool = False) -> None:
-        lost = self._core
-        lost_at = time.time()
-        attempt = 0
-        error: BaseException | None = None
+    async def _reconnect_with_backoff(self, decision: Retry) -> None:
+        """Reconnect as the lifecycle decides, until a connection opens or it gives up."""
         try:
             while True:
-                attempt += 1
-                delay = 0.0 if immediately and attempt == 1 else policy.delay(self._failures + attempt)
-                logger.info("reconnecting to %s in %.3g s (attempt %d)", self.url, delay, attempt)
-                await asyncio.sleep(delay)
+                logger.info(
+                    "reconnecting to %s in %.3g s (attempt %d)", self.url, decision.delay, decision.attempt
+                )
+                await asyncio.sleep(decision.delay)
                 try:
                     connection, accepted, url = await self._connector._establish(self)
-                except (HandshakeError, OSError, InvalidURL) as exc:  # OSError: TimeoutError too
-                    logger.error("reconnection attempt %d failed: %s", attempt, exc)
-                    error = exc
-                    if isinstance(exc, InvalidURL) or (
-                        isinstance(exc, HandshakeError) and not policy.retryable_status(exc.status)
-                    ):
+                except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
+                    logger.error("reconnection attempt %d failed: %s", decision.attempt, exc)
+                    outcome = self._lifecycle.attempt_failed(exc)
+                    if isinstance(outcome, GiveUp):
+                        logger.error("giving up reconnecting after %d attempts", decision.attempt)
+                        self._gave_up = outcome.error
                         break
+                    decision = outcome
                 else:
-                    self._failures += 1
-                    self._reconnects += 1
-                    self.reconnected = marker = Reconnected(
-                        lost_at,
-                        time.time(),
-                        attempt,
-                        lost.close_code,
-                        lost.close_reason,
-                        self.connection_id,  # _establish numbered the new connection
-                    )
-                    if self._on_message is None:
-                        self._queue.append(marker)  # the gap, in the stream, before the new messages
                     self._reconnect_task = None
-                    self._open(connection, accepted, url)
+                    self._open(connection, accepted, url)  # queues the Reconnected marker
                     self._wake_receiver()
                     try:
                         await self._run_on_connect()
                     except Exception:
-                        logger.exception("on_connect failed after a reconnection")
-                        if self._core.state is State.OPEN:
-                            self._core.fail(CloseCode.INTERNAL_ERROR, "on_connect failed")
-                            reply = self._core.data_to_send()
-                            if reply:
-                                self._write(reply)
-                            self._closing()
+                        logger.exception("on_connect failed after a reconnection: failed it (1011)")
                     return
-                if policy.gives_up(attempt):
-                    break
-            # Giving up is an error whatever the lost connection's close code was.
-            logger.error("giving up reconnecting after %d attempts", attempt)
-            self._gave_up = ConnectionClosedError(
-                lost.close_code,
-                f"gave up reconnecting after {attempt} attempts: {error}",
-                lost.close_received is not None,
-            )
         except asyncio.CancelledError:
-            pass  # close() while waiting
+            self._lifecycle.cancel()  # close() while waiting
         self._reconnect_task = None
         self._finish()
 
-    # Keepalive and the idle watchdog (decisions in wsfast.health.Heartbeat; this layer owns time)
+    # Keepalive and the idle watchdog (decisions in wsfast.lifecycle.Lifecycle; this layer owns time)
 
     def _schedule_beat(self, when: float) -> None:
         self._beat_due = when
@@ -949,79 +929,52 @@ class WebSocket(Observable):
 
     def _beat(self) -> None:
         self._beat_timer = None
-        heartbeat = self._heartbeat
-        core = self._core
-        if heartbeat is None or core.state is not State.OPEN:
-            return
+        lifecycle = self._lifecycle
+        if lifecycle.deadline is None:
+            return  # the connection is no longer open
         now = time.monotonic()
-        if now - self._beat_due > _LATE_TIMER and heartbeat.overdue(now, self._last_received_at):
+        if now - self._beat_due > _LATE_TIMER and lifecycle.overdue(now):
             # The loop was busy: let it read what arrived meanwhile before any verdict.
             self._schedule_beat(now + _LATE_TIMER)
             return
-        while True:
-            action = heartbeat.poll(time.monotonic(), self._last_received_at, self._last_message_at)
-            if action is Beat.NOTHING:
-                break
-            if action is Beat.SEND_PING:
-                self._write(core.send_ping(heartbeat.ping_payload()))
-            elif action is Beat.PING_TIMEOUT:
-                reason = f"keepalive timeout: no frame within {heartbeat.ping_timeout:g} s of a PING"
-                logger.error("%s: %s", self.url, reason)
-                core.fail(CloseCode.INTERNAL_ERROR, reason, closed_as=KeepaliveTimeout)
-                reply = core.data_to_send()
-                if reply:
-                    self._write(reply)
-                self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
-                return
-            else:  # Beat.IDLE
-                assert heartbeat.idle_timeout is not None
-                logger.info("%s: no message for %g s", self.url, heartbeat.idle_timeout)
-                if self._on_idle is not None:
-                    result = self._call(self._on_idle, self)
-                    if inspect.isawaitable(result):
-                        self._loop.create_task(_logged(result, "on_idle"))
-                    continue
-                reason = f"idle timeout: no message for {heartbeat.idle_timeout:g} s"
-                self._write(core.send_close(CloseCode.GOING_AWAY, reason, closed_as=IdleTimeout))
-                return
-        if heartbeat.deadline is not None and core.state is State.OPEN:
-            self._schedule_beat(heartbeat.deadline)
+        verdict = lifecycle.beat(now, self._last_message_at)
+        if verdict.data:
+            self._write(verdict.data)
+        if verdict.ended:
+            (logger.error if verdict.abort else logger.info)("%s: %s", self.url, verdict.ended)
+        if verdict.abort:
+            self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
+            return
+        if verdict.on_idle and self._on_idle is not None:
+            logger.info("%s: no message for %g s", self.url, lifecycle.idle_timeout)
+            result = self._call(self._on_idle, self)
+            if inspect.isawaitable(result):
+                self._loop.create_task(_logged(result, "on_idle"))
+        deadline = lifecycle.deadline
+        if deadline is not None:
+            self._schedule_beat(deadline)
 
     def stats(self) -> Stats:
         """Counters over every connection of this WebSocket (messages, bytes, frames, pings,
         round-trip time, reconnects, drops, queue depth...)."""
-        totals = dict(self._totals)
-        core = self._core
-        if core.state is not State.CLOSED:
-            for name in PROTOCOL_COUNTERS:
-                totals[name] += getattr(core, name)
-        heartbeat = self._heartbeat
-        rtt = heartbeat.last_rtt if heartbeat is not None and heartbeat.last_rtt is not None else None
-        last_message = None
-        if self._last_message_at:
-            last_message = time.time() - (time.monotonic() - self._last_message_at)
-        return Stats(
-            **totals,
-            last_rtt=rtt if rtt is not None else self.latency,
-            reconnects=self._reconnects,
+        return self._lifecycle.stats(
+            now=time.monotonic(),
+            wall=time.time(),
+            last_message_at=self._last_message_at,
             dropped=self.dropped,
             queue_depth=len(self._queue),
-            last_message_at=last_message,
-            connected_at=self._connected_at,
-            connections=self._connections,
         )
 
     def _pong_received(self, payload: bytes) -> None:
-        heartbeat = self._heartbeat
-        if heartbeat is not None and heartbeat.pong_received(payload, self._last_received_at) is not None:
-            return
+        if self._lifecycle.pong_received(payload, self._last_received_at) is not None:
+            return  # it answered the keepalive PING
         entry = self._pings.pop(payload, None)
         if entry is None:
             return
         # RFC 6455 §5.5.3: a PONG may answer the most recent PING only; earlier ones are answered too.
         now = time.perf_counter()
         future, sent_at = entry
-        self.latency = now - sent_at
+        self.latency = self._lifecycle.last_rtt = now - sent_at
         if not future.done():
             future.set_result(self.latency)
         for key, (earlier, earlier_sent) in list(self._pings.items()):
@@ -1237,7 +1190,7 @@ class WebSocket(Observable):
     @property
     def is_reconnecting(self) -> bool:
         """Whether the connection was lost and a new one is being waited for or opened."""
-        return self._reconnect_task is not None
+        return self._lifecycle.reconnecting
 
     async def reconnect(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection (closing handshake with *code*) and open a new one at once,
