@@ -1,6 +1,6 @@
 """The threaded WebSocketClient against real servers on 127.0.0.1 (see ``servers.py``).
 
-Every test runs on both codec twins (``codec_impl`` patches ``wsfast.protocol.codec``). Every wait has a
+Every test runs on both codec twins (``codec_impl``, passed as ``implementation=``). Every wait has a
 timeout, so a hang or a deadlock fails the test instead of blocking the suite.
 """
 
@@ -141,7 +141,7 @@ Maker = Callable[..., tuple[WebSocketClient, Recorder]]
 
 
 @pytest.fixture
-def make_client() -> Iterator[Maker]:
+def make_client(codec_impl: types.SimpleNamespace) -> Iterator[Maker]:
     """``make_client(url, **options) -> (client, recorder)``; callbacks default to the recorder's."""
     clients: list[WebSocketClient] = []
 
@@ -151,7 +151,7 @@ def make_client() -> Iterator[Maker]:
         kwargs.setdefault("on_close", recorder.on_close)
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("close_timeout", 5.0)
-        client = WebSocketClient(callback, url, **kwargs)
+        client = WebSocketClient(callback, url, **kwargs, implementation=codec_impl.name)
         clients.append(client)
         return client, recorder
 
@@ -1037,18 +1037,18 @@ def test_frames_sent_with_the_101_are_delivered(make_client: Maker) -> None:
         assert data_frames(server.connections[0])[0] == (PONG, b"p")
 
 
-def test_unknown_scheme_is_invalid_url() -> None:
+def test_unknown_scheme_is_invalid_url(codec_impl: types.SimpleNamespace) -> None:
     for url in ("http://127.0.0.1/", "https://127.0.0.1/", "ftp://x/", "127.0.0.1:80", "ws://h/#frag"):
         with pytest.raises(InvalidURL) as info:
-            WebSocketClient(lambda m: None, url)
+            WebSocketClient(lambda m: None, url, implementation=codec_impl.name)
         assert isinstance(info.value, ValueError)
 
 
-def test_non_callable_callbacks_rejected() -> None:
+def test_non_callable_callbacks_rejected(codec_impl: types.SimpleNamespace) -> None:
     with pytest.raises(TypeError):
-        WebSocketClient("not callable", "ws://127.0.0.1/")  # type: ignore[arg-type]
+        WebSocketClient("not callable", "ws://127.0.0.1/", implementation=codec_impl.name)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        WebSocketClient(None, "ws://127.0.0.1/", on_close=42)  # type: ignore[arg-type]
+        WebSocketClient(None, "ws://127.0.0.1/", on_close=42, implementation=codec_impl.name)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------
