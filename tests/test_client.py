@@ -58,6 +58,7 @@ from wsfast.exceptions import (
     InvalidHTTP,
     InvalidStatus,
     InvalidURL,
+    OptionError,
     TooManyRedirects,
 )
 from wsfast.frames import Close, Opcode, Ping, Pong
@@ -690,9 +691,12 @@ def test_tls_server_hostname_override(make_client: Maker) -> None:
         client.disconnect()
 
 
-def test_ssl_option_ignored_for_ws(make_client: Maker, certs: types.SimpleNamespace) -> None:
+def test_ssl_option_refused_for_ws(make_client: Maker, certs: types.SimpleNamespace) -> None:
+    # Issue 15: ssl= with a ws:// URL used to connect in plaintext, silently; it is refused at construction.
     with WebsocketsServer(echo) as server:
-        client, rec = make_client(server.url(), ssl=certs.client_context)
+        with pytest.raises(OptionError, match="ssl= applies to wss:// URLs; use a wss:// URL"):
+            make_client(server.url(), ssl=certs.client_context)
+        client, rec = make_client(server.url())
         client.connect()
         client.send("plain")
         assert rec.wait_messages(1) == ["plain"]
