@@ -210,11 +210,18 @@ class connect:
         on_pong: ``on_pong(payload)`` for each PONG received.
         headers, token, token_type, subprotocols, origin, user_agent: the handshake, as for
             :class:`wsfast.WebSocketClient`.
-        ssl: an :class:`ssl.SSLContext`, or ``False`` to skip certificate verification (wss only).
+        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
+            verification. With a ``ws://`` URL: an :class:`~wsfast.OptionError` (never silent plaintext).
         server_hostname: the TLS server name when it differs from the host.
-        proxy: an HTTP proxy URL to tunnel through with CONNECT.
-        open_timeout: seconds for TCP, TLS, the handshake and redirects together (default 10).
-        close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10).
+        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``, with
+            optional ``user:password@``), or ``True`` to take it from the environment (``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``). Off by default.
+        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` (no verification).
+        unix_socket: a Unix socket path that replaces the TCP connection (the URL still names the host).
+        sock: an already connected socket to open the WebSocket on (no *reconnect* with it).
+        open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10).
+        close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10;
+            ``None``: no limit).
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers are followed (default 5).
         max_queue: messages held for :meth:`WebSocket.recv` before *overflow* applies (default 1024).
@@ -246,8 +253,10 @@ class connect:
         warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
             which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
             are sent to the subscribers.
+        implementation: the codec twin, ``"python"`` or ``"cython"``; ``None``: :data:`wsfast.implementation`.
 
-    Every option is described in :mod:`wsfast.options`, which validates them.
+    Every option is described in :mod:`wsfast.options`; :class:`wsfast.config.Config` validates them
+    once (unknown names get a "did you mean"; headers are checked here, not after TCP is open).
     """
 
     @checks_options(ASYNCIO)
