@@ -8,13 +8,15 @@ drives:
 * validation and coercion: :func:`validate` (unknown names are rejected with the closest matches, values
   are type-checked; with ``from_text=True`` strings from a config file, an environment variable or the
   command line are coerced, ``"5"`` to ``5.0`` for a timeout), used by both clients' constructors
-  (:func:`validate_arguments`) and by :class:`wsfast.Connection`;
+  (through :class:`wsfast.config.Config`, which also holds the final values and what derives from them)
+  and by :class:`wsfast.Connection`; :func:`check_names` gives unknown keyword arguments a "did you mean";
 * :meth:`wsfast.Connection.options`, the ``wsfast`` command's help (``wsfast --help``, ``wsfast options``)
   and ``docs/options.md``, which ``python -m wsfast options --write docs/options.md`` writes (a test checks
   the committed file is up to date);
 * a test that compares the table with both constructors' signatures (names and defaults).
 
-Adding an option to a client is one :class:`Option` entry here plus the constructor parameter.
+Adding an option to a client is one :class:`Option` entry here plus the constructor parameter (and, if it
+affects sockets, the one place in each driver that uses it).
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ __all__ = [
     "render_text",
     "to_config",
     "validate",
-    "validate_arguments",
     "write_docs",
 ]
 
@@ -872,19 +873,6 @@ def validate(
     return {
         name: get_option(name, client).validate(value, from_text=from_text) for name, value in options.items()
     }
-
-
-def validate_arguments(client: str, arguments: Mapping[str, Any]) -> None:
-    """Check a client constructor's arguments (its ``locals()`` on entry) against the table.
-
-    Raises:
-        OptionError, OptionTypeError: as :func:`validate`.
-    """
-    for option in _BY_CLIENT[client]:
-        # A name missing from the constructor is skipped here (tests/test_options.py fails on it instead).
-        value = arguments.get(option.name, option.default)
-        if value is not option.default:
-            option.validate(value)
 
 
 # --------------------------------------------------------------------------------------------------
