@@ -1132,6 +1132,20 @@ def test_disconnect(make_client: Maker, code: int, reason: str) -> None:
         assert len(rec.closes) == 1
 
 
+def test_close_timeout_none_waits_for_the_closing_handshake(make_client: Maker) -> None:
+    # close_timeout=None (no limit) is accepted by both clients (issue 15); a server that answers the
+    # CLOSE ends the connection as usual.
+    with WebsocketsServer(echo) as server:
+        client, rec = make_client(server.url(), close_timeout=None)
+        client.connect()
+        client.send("before")
+        assert rec.wait_messages(1) == ["before"]
+        client.disconnect(1000, "done")
+        assert rec.assert_closed_once() == (1000, "done")
+        assert server.wait_closes(1) == [(1000, "done")]
+        assert client.wait(WAIT)
+
+
 def test_disconnect_before_connect_is_harmless(make_client: Maker) -> None:
     client, rec = make_client("ws://127.0.0.1:9/")
     client.disconnect()
