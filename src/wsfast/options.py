@@ -413,7 +413,7 @@ def _identity(value: Any) -> Any:
 
 def _ssl_config(value: Any) -> Any:
     if isinstance(value, ssl_module.SSLContext):
-        raise OptionError("an ssl.SSLContext cannot be written to a config (use ssl=true or false)")
+        raise OptionError("an ssl.SSLContext cannot be written to a config (write true or false instead)")
     return value
 
 
