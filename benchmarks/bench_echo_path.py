@@ -33,12 +33,8 @@ FRAMES = [struct.pack("!BB", 0x81, len(p)) + p.encode() for p in PAYLOADS]  # se
 
 
 def _wsfast_connection(on_message: Any, pure: bool) -> tuple[Any, Any]:
-    ws, connection = peers.offline_connection(on_message)
-    if pure:
-        from wsfast import _codec_py
-
-        ws._core._decoder = _codec_py.Decoder(None)
-        ws._core._encoder = _codec_py.Encoder()
+    # The codec seam picks the twin: "python", or wsfast's own choice (compiled when built).
+    _, connection = peers.offline_connection(on_message, implementation="python" if pure else None)
     return connection, connection.transport
 
 

@@ -467,10 +467,11 @@ class StandInTransport:
         return False
 
 
-def offline_connection(on_message, connection_class=None, subscriber=None):
+def offline_connection(on_message, connection_class=None, subscriber=None, implementation=None):
     """A ``wsfast.asyncio.WebSocket`` opened on a ``_Connection`` (or *connection_class*) without a
     network: the 101 answer given in memory, a :class:`StandInTransport`, inline *on_message*, no size
-    limit, no keepalive, and otherwise ``wsfast.connect()``'s defaults (built as its ``_open`` builds
+    limit, no keepalive, the codec twin *implementation* names (``"python"``, ``"cython"``; ``None``:
+    wsfast's choice), and otherwise ``wsfast.connect()``'s defaults (built as its ``_open`` builds
     them); *subscriber* receives its socket events.  Returns ``(ws, connection)``.  The loop they are
     built in is closed here (nothing in them ever awaits)."""
     import wsfast
@@ -479,7 +480,11 @@ def offline_connection(on_message, connection_class=None, subscriber=None):
     from wsfast.http11 import Headers, Response
 
     connector = wsfast.connect(
-        "ws://127.0.0.1/", on_message=on_message, max_message_size=None, ping_interval=None
+        "ws://127.0.0.1/",
+        on_message=on_message,
+        max_message_size=None,
+        ping_interval=None,
+        implementation=implementation,
     )
 
     async def make():

@@ -211,33 +211,15 @@ def _client_frames(data: bytes) -> list[tuple[int, int, bytes]]:
     return frames
 
 
-def _with_codec(module: types.ModuleType) -> Callable[[], None]:
-    """Make ``wsfast.protocol`` build its codec from *module*; returns the undo function."""
-    saved = wsfast.protocol.codec
-    wsfast.protocol.codec = types.SimpleNamespace(  # type: ignore[assignment]
-        Decoder=module.Decoder,
-        Encoder=module.Encoder,
-        DEFAULT_MAX_MESSAGE_SIZE=module.DEFAULT_MAX_MESSAGE_SIZE,
-    )
-
-    def undo() -> None:
-        wsfast.protocol.codec = saved
-
-    return undo
-
-
 def _run_protocol(
     module: types.ModuleType, data: bytes, cuts: list[int], options: _Options, compression: Negotiated | None
 ) -> tuple[Any, ...]:
-    undo = _with_codec(module)
-    try:
-        protocol = wsfast.protocol.ClientProtocol(
-            max_message_size=options.max_message_size,
-            text_as_bytes=options.text_as_bytes,
-            compression=compression,
-        )
-    finally:
-        undo()
+    protocol = wsfast.protocol.ClientProtocol(
+        max_message_size=options.max_message_size,
+        text_as_bytes=options.text_as_bytes,
+        compression=compression,
+        codec=module,
+    )
     events: list[Any] = []
     sent: list[tuple[int, int, bytes]] = []
     for piece in _pieces(data, cuts):

@@ -1,14 +1,13 @@
 """Fixtures for the protocol and client tests, loaded with ``pytest_plugins = ["conftest_client"]``.
 
-``codec_impl`` runs a test once per codec twin ("python", "cython"): it monkeypatches
-``wsfast.protocol.codec`` (which :class:`~wsfast.protocol.ClientProtocol` reads at construction) with the
-chosen twin's classes.
+``codec_impl`` runs a test once per codec twin ("python", "cython") and gives it the twin through the
+codec seam, never by patching modules: ``codec_impl.name`` is what a client's ``implementation=`` option
+takes, ``codec_impl.module`` what ``ClientProtocol(codec=...)`` takes.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.machinery
 import os
 import sys
@@ -18,10 +17,9 @@ from typing import Any
 
 import pytest
 
-import wsfast.protocol
+from wsfast import _impl
 
 IMPLEMENTATIONS = ("python", "cython")
-_MODULES = {"python": "wsfast._codec_py", "cython": "wsfast._codec_c"}
 
 
 def extensions_disabled() -> bool:
@@ -29,18 +27,19 @@ def extensions_disabled() -> bool:
 
 
 def load_codec(name: str) -> types.SimpleNamespace:
-    """The codec twin *name* as the namespace ``wsfast.protocol`` expects; skip/fail if unavailable."""
-    try:
-        module = importlib.import_module(_MODULES[name])
-        path = getattr(module, "__file__", None) or ""
-        if name == "cython" and not path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
-            raise ImportError(f"{module.__name__} is not a compiled extension: {path!r}")
-    except ImportError as exc:
+    """The codec twin *name*: its ``name`` (for ``implementation=``), its ``module`` (for ``codec=``), and
+    its ``Decoder``, ``Encoder`` and ``DEFAULT_MAX_MESSAGE_SIZE``; skip/fail if unavailable."""
+    module = _impl.codec_twins().get(name)
+    if module is None:
         if name == "cython" and extensions_disabled():
-            pytest.skip(f"compiled twins disabled by WSFAST_NO_EXTENSIONS: {exc}")
-        pytest.fail(f"cannot import the {name} codec twin: {exc}", pytrace=False)
+            pytest.skip("compiled twins disabled by WSFAST_NO_EXTENSIONS and not importable")
+        pytest.fail(f"cannot import the {name} codec twin", pytrace=False)
+    path = getattr(module, "__file__", None) or ""
+    if name == "cython" and not path.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES)):
+        pytest.fail(f"{module.__name__} is not a compiled extension: {path!r}", pytrace=False)
     return types.SimpleNamespace(
         name=name,
+        module=module,
         Decoder=module.Decoder,
         Encoder=module.Encoder,
         DEFAULT_MAX_MESSAGE_SIZE=module.DEFAULT_MAX_MESSAGE_SIZE,
@@ -48,18 +47,10 @@ def load_codec(name: str) -> types.SimpleNamespace:
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, ids=IMPLEMENTATIONS)
-def codec_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
-    impl = load_codec(request.param)
-    monkeypatch.setattr(
-        wsfast.protocol,
-        "codec",
-        types.SimpleNamespace(
-            Decoder=impl.Decoder,
-            Encoder=impl.Encoder,
-            DEFAULT_MAX_MESSAGE_SIZE=impl.DEFAULT_MAX_MESSAGE_SIZE,
-        ),
-    )
-    return impl
+def codec_impl(request: pytest.FixtureRequest) -> types.SimpleNamespace:
+    """The codec twin of this run (see the module docstring): pass ``implementation=codec_impl.name`` to
+    a client, ``codec=codec_impl.module`` to a ``ClientProtocol``."""
+    return load_codec(request.param)
 
 
 ASYNC_TIMEOUT = 10.0

@@ -44,11 +44,11 @@ TIMEOUT = 10.0
 
 
 class TestMessages:
-    def test_echo_text_and_binary(self, run: Any) -> None:
+    def test_echo_text_and_binary(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert ws.response is not None
                     assert ws.response.status == 101
                     await ws.send("héllo")
@@ -66,17 +66,19 @@ class TestMessages:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert type(ws._core._decoder) is codec_impl.Decoder
 
             run(main)
 
-    def test_large_and_fragmented_messages(self, run: Any) -> None:
+    def test_large_and_fragmented_messages(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         big = "x" * (16 * 2**20)
         with WebsocketsServer(max_size=None) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), max_message_size=32 * 2**20) as ws:
+                async with wsfast.connect(
+                    server.url(), max_message_size=32 * 2**20, implementation=codec_impl.name
+                ) as ws:
                     await ws.send(big)
                     assert await ws.recv() == big
                     await ws.send_frame("frag", wsfast.Opcode.TEXT, fin=False)
@@ -86,20 +88,22 @@ class TestMessages:
 
             run(main)
 
-    def test_iteration_ends_on_a_normal_close(self, run: Any) -> None:
+    def test_iteration_ends_on_a_normal_close(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(send_messages(50)) as server:
 
             async def main() -> list[Any]:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     return [message async for message in ws]
 
             assert run(main) == [f"message {i}" for i in range(50)]
 
-    def test_abnormal_close_raises_connection_closed_error(self, run: Any) -> None:
+    def test_abnormal_close_raises_connection_closed_error(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer(send_then_close(["last words"], 4001, "bye")) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert await ws.recv() == "last words"
                     with pytest.raises(ConnectionClosedError) as info:
                         await ws.recv()
@@ -112,12 +116,16 @@ class TestMessages:
 
             run(main)
 
-    def test_inline_callback_gets_every_message_in_order(self, run: Any) -> None:
+    def test_inline_callback_gets_every_message_in_order(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer(send_messages(2000)) as server:
 
             async def main() -> list[Any]:
                 received: list[Any] = []
-                ws = await wsfast.connect(server.url(), on_message=received.append)
+                ws = await wsfast.connect(
+                    server.url(), on_message=received.append, implementation=codec_impl.name
+                )
                 await ws.wait_closed()
                 assert ws.close_code == 1000
                 with pytest.raises(RuntimeError):
@@ -126,13 +134,17 @@ class TestMessages:
 
             assert run(main) == [f"message {i}" for i in range(2000)]
 
-    def test_text_as_bytes_and_loads(self, run: Any) -> None:
+    def test_text_as_bytes_and_loads(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(send_then_close(['{"p": "1.5"}', "not json", b"\x01", "[2]"])) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), text_as_bytes=True) as ws:
+                async with wsfast.connect(
+                    server.url(), text_as_bytes=True, implementation=codec_impl.name
+                ) as ws:
                     assert await ws.recv() == b'{"p": "1.5"}'
-                async with wsfast.connect(server.url(), loads=json.loads) as ws:
+                async with wsfast.connect(
+                    server.url(), loads=json.loads, implementation=codec_impl.name
+                ) as ws:
                     assert await ws.recv() == {"p": "1.5"}
                     with pytest.raises(MessageDecodeError) as info:
                         await ws.recv()
@@ -144,11 +156,11 @@ class TestMessages:
 
 
 class TestControlFrames:
-    def test_ping_returns_the_round_trip_time(self, run: Any) -> None:
+    def test_ping_returns_the_round_trip_time(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     rtt = await ws.ping()
                     assert 0 < rtt < TIMEOUT
                     assert ws.latency == rtt
@@ -158,12 +170,14 @@ class TestControlFrames:
 
             run(main)
 
-    def test_server_ping_is_answered_or_given_to_the_hook(self, run: Any) -> None:
+    def test_server_ping_is_answered_or_given_to_the_hook(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         frames = server_frame(0x9, b"hb") + server_frame(0x1, b"after")
         with RawServer(accept_then(frames, then="handshake")) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert await ws.recv() == "after"
 
             run(main)
@@ -175,7 +189,9 @@ class TestControlFrames:
         with RawServer(accept_then(frames, then="handshake")) as server:
 
             async def hooked() -> None:
-                async with wsfast.connect(server.url(), on_ping=seen.append) as ws:
+                async with wsfast.connect(
+                    server.url(), on_ping=seen.append, implementation=codec_impl.name
+                ) as ws:
                     assert await ws.recv() == "after"
 
             run(hooked)
@@ -185,16 +201,18 @@ class TestControlFrames:
 
 
 class TestClosing:
-    def test_close_code_and_reason_reach_the_server(self, run: Any) -> None:
+    def test_close_code_and_reason_reach_the_server(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url())
+                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
                 await ws.close(4000, "done here")
                 assert ws.close_code == 4000
                 with pytest.raises(ConnectionClosedError):  # only 1000/1001 count as OK, as in websockets
                     await ws.send("too late")
-                ws = await wsfast.connect(server.url())
+                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
                 await ws.close()
                 with pytest.raises(ConnectionClosedOK):
                     await ws.send("too late")
@@ -202,11 +220,13 @@ class TestClosing:
             run(main)
             assert server.wait_closes(2) == [(4000, "done here"), (1000, "")]
 
-    def test_closing_from_another_task_wakes_a_pending_recv(self, run: Any) -> None:
+    def test_closing_from_another_task_wakes_a_pending_recv(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url())
+                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
                 pending = asyncio.ensure_future(ws.recv())
                 await asyncio.sleep(0.05)
                 await ws.close()
@@ -215,12 +235,14 @@ class TestClosing:
 
             run(main)
 
-    def test_server_protocol_error_fails_the_connection_with_1002(self, run: Any) -> None:
+    def test_server_protocol_error_fails_the_connection_with_1002(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         frames = server_frame(0x1, b"good") + server_frame(0x3, b"reserved opcode")
         with RawServer(accept_then(frames, then="read")) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert await ws.recv() == "good"  # delivered before the bad frame fails the connection
                     with pytest.raises(ConnectionClosedError) as info:
                         await ws.recv()
@@ -231,11 +253,11 @@ class TestClosing:
             closes = [f for f in server.connections[0].frames if f.opcode == 0x8]
             assert [c.close_code for c in closes] == [1002]
 
-    def test_eof_without_close_is_1006(self, run: Any) -> None:
+    def test_eof_without_close_is_1006(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(accept_then(server_frame(0x1, b"x"), then="eof")) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert await ws.recv() == "x"
                     with pytest.raises(ConnectionClosedError) as info:
                         await ws.recv()
@@ -244,11 +266,13 @@ class TestClosing:
 
             run(main)
 
-    def test_server_that_never_closes_tcp_is_dropped_after_close_timeout(self, run: Any) -> None:
+    def test_server_that_never_closes_tcp_is_dropped_after_close_timeout(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with RawServer(accept_then(server_close(1000), then="read")) as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url(), close_timeout=0.2)
+                ws = await wsfast.connect(server.url(), close_timeout=0.2, implementation=codec_impl.name)
                 with pytest.raises(ConnectionClosedOK):
                     await ws.recv()
                 assert ws.close_code == 1000
@@ -257,11 +281,13 @@ class TestClosing:
 
 
 class TestTimeoutsAndCancellation:
-    def test_recv_timeout_leaves_the_connection_usable(self, run: Any) -> None:
+    def test_recv_timeout_leaves_the_connection_usable(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     with pytest.raises(TimeoutError):
                         await ws.recv(timeout=0.05)
                     await ws.send("still here")
@@ -269,11 +295,11 @@ class TestTimeoutsAndCancellation:
 
             run(main)
 
-    def test_cancelled_recv_loses_nothing(self, run: Any) -> None:
+    def test_cancelled_recv_loses_nothing(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     task = asyncio.ensure_future(ws.recv())
                     await asyncio.sleep(0.02)
                     task.cancel()
@@ -284,12 +310,12 @@ class TestTimeoutsAndCancellation:
 
             run(main)
 
-    def test_open_timeout(self, run: Any) -> None:
+    def test_open_timeout(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(lambda conn: conn.read_until_eof()) as server:
 
             async def main() -> None:
                 with pytest.raises(TimeoutError):
-                    await wsfast.connect(server.url(), open_timeout=0.2)
+                    await wsfast.connect(server.url(), open_timeout=0.2, implementation=codec_impl.name)
 
             run(main)
 
@@ -302,11 +328,13 @@ async def drain(ws: Any) -> None:
 class TestBackpressure:
     COUNT = 3000
 
-    def test_pause_bounds_the_queue_and_loses_nothing(self, run: Any) -> None:
+    def test_pause_bounds_the_queue_and_loses_nothing(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer(send_messages(self.COUNT)) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), max_queue=16) as ws:
+                async with wsfast.connect(server.url(), max_queue=16, implementation=codec_impl.name) as ws:
                     await asyncio.sleep(0.3)  # a slow consumer: the server keeps sending meanwhile
                     # Reading paused at 16 messages; one read buffer (256 KiB) is the most in flight.
                     assert ws._reading_paused
@@ -317,7 +345,9 @@ class TestBackpressure:
 
             run(main)
 
-    def test_close_while_paused_completes_the_closing_handshake(self, run: Any) -> None:
+    def test_close_while_paused_completes_the_closing_handshake(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         async def stream_until_closed(ws: Any) -> None:
             with contextlib.suppress(Exception):
                 for i in range(self.COUNT):
@@ -327,7 +357,9 @@ class TestBackpressure:
         with WebsocketsServer(stream_until_closed) as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url(), max_queue=4, close_timeout=5.0)
+                ws = await wsfast.connect(
+                    server.url(), max_queue=4, close_timeout=5.0, implementation=codec_impl.name
+                )
                 await asyncio.sleep(0.2)
                 assert ws._reading_paused  # the queue is full and nobody reads it
                 await ws.close()
@@ -337,11 +369,15 @@ class TestBackpressure:
             run(main)
             assert server.wait_closes()[0][0] == 1000
 
-    def test_drop_oldest_keeps_the_newest_and_counts_the_rest(self, run: Any) -> None:
+    def test_drop_oldest_keeps_the_newest_and_counts_the_rest(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer(send_messages(self.COUNT)) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), max_queue=10, overflow="drop_oldest") as ws:
+                async with wsfast.connect(
+                    server.url(), max_queue=10, overflow="drop_oldest", implementation=codec_impl.name
+                ) as ws:
                     await ws.wait_closed()
                     received = [message async for message in ws]
                     assert received == [f"message {i}" for i in range(self.COUNT - 10, self.COUNT)]
@@ -349,11 +385,15 @@ class TestBackpressure:
 
             run(main)
 
-    def test_error_policy_fails_the_connection_with_1008(self, run: Any) -> None:
+    def test_error_policy_fails_the_connection_with_1008(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer(send_messages(self.COUNT)) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), max_queue=10, overflow="error") as ws:
+                async with wsfast.connect(
+                    server.url(), max_queue=10, overflow="error", implementation=codec_impl.name
+                ) as ws:
                     await asyncio.sleep(0.2)
                     with pytest.raises(ConnectionClosedError) as info:
                         await drain(ws)
@@ -364,7 +404,7 @@ class TestBackpressure:
 
 
 class TestHandshake:
-    def test_headers_subprotocol_token_and_origin(self, run: Any) -> None:
+    def test_headers_subprotocol_token_and_origin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(headers_json, subprotocols=["v2.feed"]) as server:
 
             async def main() -> dict[str, Any]:
@@ -374,6 +414,7 @@ class TestHandshake:
                     headers={"X-Api-Key": "k1"},
                     token="secret",
                     origin="https://example.test",
+                    implementation=codec_impl.name,
                 ) as ws:
                     assert ws.subprotocol == "v2.feed"
                     return dict((k.lower(), v) for k, v in json.loads(await ws.recv())["headers"])
@@ -384,15 +425,17 @@ class TestHandshake:
             assert headers["origin"] == "https://example.test"
             assert headers["user-agent"].startswith("wsfast/")
 
-    def test_aiohttp_server_echo_redirect_and_refusal(self, run: Any) -> None:
+    def test_aiohttp_server_echo_redirect_and_refusal(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with AiohttpServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url("/redirect302")) as ws:
+                async with wsfast.connect(server.url("/redirect302"), implementation=codec_impl.name) as ws:
                     await ws.send("via redirect")
                     assert await ws.recv() == "via redirect"
                 with pytest.raises(InvalidStatus) as info:
-                    await wsfast.connect(server.url("/forbidden"))
+                    await wsfast.connect(server.url("/forbidden"), implementation=codec_impl.name)
                 assert info.value.status == 403
                 assert info.value.body == AiohttpServer.FORBIDDEN_BODY
 
@@ -402,31 +445,39 @@ class TestHandshake:
         with pytest.raises(InvalidURL):
             wsfast.connect("http://127.0.0.1/")
 
-    def test_tls_verified_with_the_right_ca_and_refused_without(self, run: Any) -> None:
+    def test_tls_verified_with_the_right_ca_and_refused_without(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         certs = tls_certs("127.0.0.1", "localhost")
         with WebsocketsServer(ssl_context=certs.server_context) as server:
 
             async def main() -> None:
                 with pytest.raises(ssl.SSLCertVerificationError):
-                    await wsfast.connect(server.url())
-                async with wsfast.connect(server.url(), ssl=certs.client_context) as ws:
+                    await wsfast.connect(server.url(), implementation=codec_impl.name)
+                async with wsfast.connect(
+                    server.url(), ssl=certs.client_context, implementation=codec_impl.name
+                ) as ws:
                     await ws.send("secure")
                     assert await ws.recv() == "secure"
-                async with wsfast.connect(server.url(), ssl=False) as ws:
+                async with wsfast.connect(server.url(), ssl=False, implementation=codec_impl.name) as ws:
                     await ws.send("unverified")
                     assert await ws.recv() == "unverified"
 
             run(main)
 
-    def test_connect_proxy(self, run: Any) -> None:
+    def test_connect_proxy(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server, ConnectProxy(auth=("u", "p")) as proxy:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), proxy=proxy.url()) as ws:
+                async with wsfast.connect(
+                    server.url(), proxy=proxy.url(), implementation=codec_impl.name
+                ) as ws:
                     await ws.send("tunnelled")
                     assert await ws.recv() == "tunnelled"
                 with pytest.raises(HandshakeError) as info:
-                    await wsfast.connect(server.url(), proxy=proxy.url(with_auth=False))
+                    await wsfast.connect(
+                        server.url(), proxy=proxy.url(with_auth=False), implementation=codec_impl.name
+                    )
                 assert info.value.status == 407
 
             run(main)
@@ -450,11 +501,13 @@ class TestStrictOrder:
             (f.opcode, f.payload if f.opcode != 0x8 else f.close_code) for f in server.connections[0].frames
         ]
 
-    def test_iterator_answer_goes_out_before_the_close(self, run: Any) -> None:
+    def test_iterator_answer_goes_out_before_the_close(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with RawServer(accept_then(self.BAD, then="read")) as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     with pytest.raises(ConnectionClosedError) as info:
                         await echo_all(ws)
                     assert info.value.code == 1002
@@ -462,7 +515,9 @@ class TestStrictOrder:
             run(main)
             assert self._server_saw(server) == [(0x1, b"good"), (0x8, 1002)]
 
-    def test_inline_answer_goes_out_before_the_close(self, run: Any) -> None:
+    def test_inline_answer_goes_out_before_the_close(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         def handler(conn: Any) -> None:
             conn.accept()
             conn.read_frame()  # the client's "go": it is ready and knows its WebSocket object
@@ -473,7 +528,11 @@ class TestStrictOrder:
 
             async def main() -> None:
                 sockets: list[Any] = []
-                ws = await wsfast.connect(server.url(), on_message=lambda m: sockets[0].send_nowait(m))
+                ws = await wsfast.connect(
+                    server.url(),
+                    on_message=lambda m: sockets[0].send_nowait(m),
+                    implementation=codec_impl.name,
+                )
                 sockets.append(ws)
                 await ws.send("go")
                 await ws.wait_closed()

@@ -1,6 +1,6 @@
 """The threaded WebSocketClient against real servers on 127.0.0.1 (see ``servers.py``).
 
-Every test runs on both codec twins (``codec_impl`` patches ``wsfast.protocol.codec``). Every wait has a
+Every test runs on both codec twins (``codec_impl``, passed as ``implementation=``). Every wait has a
 timeout, so a hang or a deadlock fails the test instead of blocking the suite.
 """
 
@@ -58,6 +58,7 @@ from wsfast.exceptions import (
     InvalidHTTP,
     InvalidStatus,
     InvalidURL,
+    OptionError,
     TooManyRedirects,
 )
 from wsfast.frames import Close, Opcode, Ping, Pong
@@ -141,7 +142,7 @@ Maker = Callable[..., tuple[WebSocketClient, Recorder]]
 
 
 @pytest.fixture
-def make_client() -> Iterator[Maker]:
+def make_client(codec_impl: types.SimpleNamespace) -> Iterator[Maker]:
     """``make_client(url, **options) -> (client, recorder)``; callbacks default to the recorder's."""
     clients: list[WebSocketClient] = []
 
@@ -151,7 +152,7 @@ def make_client() -> Iterator[Maker]:
         kwargs.setdefault("on_close", recorder.on_close)
         kwargs.setdefault("timeout", 5.0)
         kwargs.setdefault("close_timeout", 5.0)
-        client = WebSocketClient(callback, url, **kwargs)
+        client = WebSocketClient(callback, url, **kwargs, implementation=codec_impl.name)
         clients.append(client)
         return client, recorder
 
@@ -690,9 +691,12 @@ def test_tls_server_hostname_override(make_client: Maker) -> None:
         client.disconnect()
 
 
-def test_ssl_option_ignored_for_ws(make_client: Maker, certs: types.SimpleNamespace) -> None:
+def test_ssl_option_refused_for_ws(make_client: Maker, certs: types.SimpleNamespace) -> None:
+    # Issue 15: ssl= with a ws:// URL used to connect in plaintext, silently; it is refused at construction.
     with WebsocketsServer(echo) as server:
-        client, rec = make_client(server.url(), ssl=certs.client_context)
+        with pytest.raises(OptionError, match="ssl= applies to wss:// URLs; use a wss:// URL"):
+            make_client(server.url(), ssl=certs.client_context)
+        client, rec = make_client(server.url())
         client.connect()
         client.send("plain")
         assert rec.wait_messages(1) == ["plain"]
@@ -1037,18 +1041,18 @@ def test_frames_sent_with_the_101_are_delivered(make_client: Maker) -> None:
         assert data_frames(server.connections[0])[0] == (PONG, b"p")
 
 
-def test_unknown_scheme_is_invalid_url() -> None:
+def test_unknown_scheme_is_invalid_url(codec_impl: types.SimpleNamespace) -> None:
     for url in ("http://127.0.0.1/", "https://127.0.0.1/", "ftp://x/", "127.0.0.1:80", "ws://h/#frag"):
         with pytest.raises(InvalidURL) as info:
-            WebSocketClient(lambda m: None, url)
+            WebSocketClient(lambda m: None, url, implementation=codec_impl.name)
         assert isinstance(info.value, ValueError)
 
 
-def test_non_callable_callbacks_rejected() -> None:
+def test_non_callable_callbacks_rejected(codec_impl: types.SimpleNamespace) -> None:
     with pytest.raises(TypeError):
-        WebSocketClient("not callable", "ws://127.0.0.1/")  # type: ignore[arg-type]
+        WebSocketClient("not callable", "ws://127.0.0.1/", implementation=codec_impl.name)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
-        WebSocketClient(None, "ws://127.0.0.1/", on_close=42)  # type: ignore[arg-type]
+        WebSocketClient(None, "ws://127.0.0.1/", on_close=42, implementation=codec_impl.name)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1126,6 +1130,20 @@ def test_disconnect(make_client: Maker, code: int, reason: str) -> None:
         client.disconnect()  # idempotent
         time.sleep(0.05)
         assert len(rec.closes) == 1
+
+
+def test_close_timeout_none_waits_for_the_closing_handshake(make_client: Maker) -> None:
+    # close_timeout=None (no limit) is accepted by both clients (issue 15); a server that answers the
+    # CLOSE ends the connection as usual.
+    with WebsocketsServer(echo) as server:
+        client, rec = make_client(server.url(), close_timeout=None)
+        client.connect()
+        client.send("before")
+        assert rec.wait_messages(1) == ["before"]
+        client.disconnect(1000, "done")
+        assert rec.assert_closed_once() == (1000, "done")
+        assert server.wait_closes(1) == [(1000, "done")]
+        assert client.wait(WAIT)
 
 
 def test_disconnect_before_connect_is_harmless(make_client: Maker) -> None:

@@ -256,7 +256,9 @@ class TestSchemes:
 
     def test_custom_scheme_connects(self, local_scheme: None, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            conn = connection_from_url(f"local://{server.port}/", options={"timeout": 5})
+            conn = connection_from_url(
+                f"local://{server.port}/", options={"timeout": 5, "implementation": codec_impl.name}
+            )
             assert conn.ping().ok
 
 
@@ -348,7 +350,12 @@ class TestLoading:
 class TestAgainstServers:
     def test_ping_reachable(self, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            conn = Connection("echo", server.url(), description="local echo", options={"timeout": "5"})
+            conn = Connection(
+                "echo",
+                server.url(),
+                description="local echo",
+                options={"timeout": "5", "implementation": codec_impl.name},
+            )
             result = conn.ping()
             assert isinstance(result, PingResult)
             assert (result.ok, result.info, result.error) == (True, "OK", None)
@@ -371,7 +378,7 @@ class TestAgainstServers:
 
     def test_ping_async(self, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            conn = Connection("echo", server.url())
+            conn = Connection("echo", server.url(), options={"implementation": codec_impl.name})
             assert asyncio.run(conn.ping_async()).ok
             down = Connection("down", f"ws://127.0.0.1:{closed_port()}/")
             result = asyncio.run(down.ping_async())
@@ -382,7 +389,11 @@ class TestAgainstServers:
         messages: queue.Queue[Any] = queue.Queue()
         closed = threading.Event()
         with WebsocketsServer(echo) as server:
-            conn = Connection("echo", server.url(), options={"timeout": "5", "max_queue": 4})
+            conn = Connection(
+                "echo",
+                server.url(),
+                options={"timeout": "5", "max_queue": 4, "implementation": codec_impl.name},
+            )
             client = conn.get(callback=messages.put, on_close=lambda code, reason: closed.set())
             assert client.is_open
             client.send("hello")
@@ -396,7 +407,9 @@ class TestAgainstServers:
 
     def test_get_async_returns_a_connected_websocket(self, codec_impl: types.SimpleNamespace) -> None:
         async def main(url: str) -> None:
-            conn = Connection("echo", url, options={"timeout": "5", "max_queue": "4"})
+            conn = Connection(
+                "echo", url, options={"timeout": "5", "max_queue": "4", "implementation": codec_impl.name}
+            )
             ws = await conn.get_async()
             await ws.send("hello")
             assert await ws.recv(timeout=TIMEOUT) == "hello"

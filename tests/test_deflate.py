@@ -272,7 +272,9 @@ def test_both_clients_against_websockets_with_compression(
     with WebsocketsServer(extensions=[factory], max_size=None) as server:
 
         async def main() -> str:
-            async with wsfast.connect(server.url(), compression="deflate") as ws:
+            async with wsfast.connect(
+                server.url(), compression="deflate", implementation=codec_impl.name
+            ) as ws:
                 assert ws._core.compression is not None
                 for _ in range(3):
                     await ws.send(ORDER_BOOK.decode())
@@ -293,7 +295,9 @@ def test_both_clients_against_websockets_with_compression(
             if len(received) == 3:
                 all_back.set()
 
-        client = wsfast.WebSocketClient(on_message, server.url(), compression="deflate")
+        client = wsfast.WebSocketClient(
+            on_message, server.url(), compression="deflate", implementation=codec_impl.name
+        )
         client.connect()
         for _ in range(3):
             client.send(ORDER_BOOK.decode())
@@ -324,7 +328,9 @@ def test_asyncio_client_against_aiohttp_with_compression(codec_impl: types.Simpl
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         try:
-            async with wsfast.connect(f"ws://127.0.0.1:{port}/ws", compression="deflate") as ws:
+            async with wsfast.connect(
+                f"ws://127.0.0.1:{port}/ws", compression="deflate", implementation=codec_impl.name
+            ) as ws:
                 assert ws._core.compression is not None
                 for _ in range(3):
                     await ws.send(ORDER_BOOK.decode())

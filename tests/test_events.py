@@ -136,9 +136,9 @@ def client(request: pytest.FixtureRequest, codec_impl: types.SimpleNamespace) ->
 
 
 class TestSequence:
-    def test_plain_with_redirect(self, client: str) -> None:
+    def test_plain_with_redirect(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with redirecting_raw_server() as server:
-            events = open_and_close(client, server.url("/old"))
+            events = open_and_close(client, server.url("/old"), implementation=codec_impl.name)
         assert collapse(events) == TCP + HANDSHAKE + REDIRECTED + TCP + HANDSHAKE + CLOSING
         connection_ids = {event.connection_id for event in events}
         assert len(connection_ids) == 1
@@ -168,10 +168,12 @@ class TestSequence:
         assert sent[2].size == 8
         assert all(event.data is None for event in events if isinstance(event, (DataRead, DataSent)))
 
-    def test_tls_with_redirect(self, client: str) -> None:
+    def test_tls_with_redirect(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         certs = tls_certs()
         with WebsocketsServer(echo, ssl_context=certs.server_context, process_request=redirect_old) as server:
-            events = open_and_close(client, server.url("/old"), ssl=certs.client_context)
+            events = open_and_close(
+                client, server.url("/old"), ssl=certs.client_context, implementation=codec_impl.name
+            )
         expected = TCP + TLS + HANDSHAKE + REDIRECTED + TCP + TLS + HANDSHAKE + CLOSING
         assert collapse(events) == expected
         starts = [event for event in events if isinstance(event, TlsStart)]
@@ -186,12 +188,14 @@ class TestSequence:
         assert redirect.location == server.url("/new")
 
     @pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
-    def test_through_a_proxy(self, client: str, secure: bool) -> None:
+    def test_through_a_proxy(self, client: str, secure: bool, codec_impl: types.SimpleNamespace) -> None:
         certs = tls_certs()
         context = certs.server_context if secure else None
         options: dict[str, Any] = {"ssl": certs.client_context} if secure else {}
         with WebsocketsServer(echo, ssl_context=context) as server, ConnectProxy() as proxy:
-            events = open_and_close(client, server.url(), proxy=proxy.url(), **options)
+            events = open_and_close(
+                client, server.url(), proxy=proxy.url(), **options, implementation=codec_impl.name
+            )
         # The TCP events name the proxy; the CONNECT exchange has the handshake's events; TLS runs
         # through the tunnel to the server.
         assert collapse(events) == TCP + HANDSHAKE + (TLS if secure else []) + HANDSHAKE + CLOSING
@@ -203,32 +207,40 @@ class TestSequence:
         assert statuses == [200, 101]
         assert proxy.tunnels == 1
 
-    def test_proxy_credentials_are_masked(self, client: str) -> None:
+    def test_proxy_credentials_are_masked(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server, ConnectProxy(auth=("user", "s3cret")) as proxy:
-            events = open_and_close(client, server.url(), proxy=proxy.url())
+            events = open_and_close(client, server.url(), proxy=proxy.url(), implementation=codec_impl.name)
         connect = next(event for event in events if isinstance(event, RequestSent))
         assert dict(connect.headers)["Proxy-Authorization"] == "********"
         assert "s3cret" not in repr(events)
 
-    def test_credentials_are_masked_in_requests(self, client: str) -> None:
+    def test_credentials_are_masked_in_requests(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            events = open_and_close(client, server.url(), token="s3cret", headers={"Cookie": "id=s3cret"})
+            events = open_and_close(
+                client,
+                server.url(),
+                token="s3cret",
+                headers={"Cookie": "id=s3cret"},
+                implementation=codec_impl.name,
+            )
         request = next(event for event in events if isinstance(event, RequestSent))
         headers = dict(request.headers)
         assert headers["Authorization"] == headers["Cookie"] == "********"
         assert "s3cret" not in repr(events)
 
-    def test_failed_connection(self, client: str) -> None:
+    def test_failed_connection(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(lambda conn: None) as server:
             port = server.port
         events: queue.Queue[Event] = queue.Queue()
         if client == "threaded":
             with pytest.raises(ConnectionRefusedError):
-                wsfast.WebSocketClient(None, f"ws://127.0.0.1:{port}/", events=events).connect()
+                wsfast.WebSocketClient(
+                    None, f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name
+                ).connect()
         else:
 
             async def main() -> None:
-                await wsfast.connect(f"ws://127.0.0.1:{port}/", events=events)
+                await wsfast.connect(f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name)
 
             with pytest.raises(ConnectionRefusedError):
                 run_on(client, main())
@@ -239,7 +251,9 @@ class TestSubscriptions:
     def test_threaded_subscribe_on_a_live_client(self, codec_impl: types.SimpleNamespace) -> None:
         messages: queue.Queue[Any] = queue.Queue()
         with WebsocketsServer(echo) as server:
-            client = wsfast.WebSocketClient(messages.put, server.url(), timeout=TIMEOUT)
+            client = wsfast.WebSocketClient(
+                messages.put, server.url(), timeout=TIMEOUT, implementation=codec_impl.name
+            )
             client.connect()
             assert client._events is None  # nothing observes it: the data path checks one attribute
             client.send("unobserved")
@@ -270,7 +284,7 @@ class TestSubscriptions:
 
     def test_asyncio_subscribe_on_a_live_websocket(self, codec_impl: types.SimpleNamespace) -> None:
         async def main(url: str) -> None:
-            async with wsfast.connect(url) as ws:
+            async with wsfast.connect(url, implementation=codec_impl.name) as ws:
                 assert ws._events is None
                 events: asyncio.Queue[Event] = asyncio.Queue()
                 ws.subscribe(events, data=True)
@@ -297,7 +311,9 @@ class TestSubscriptions:
         messages: queue.Queue[Any] = queue.Queue()
         stop = threading.Event()
         with WebsocketsServer(echo) as server:
-            client = wsfast.WebSocketClient(messages.put, server.url(), timeout=TIMEOUT)
+            client = wsfast.WebSocketClient(
+                messages.put, server.url(), timeout=TIMEOUT, implementation=codec_impl.name
+            )
             client.connect()
 
             def toggle() -> None:
@@ -328,7 +344,9 @@ class TestSubscriptions:
             raise RuntimeError("a broken subscriber does not break the connection")
 
         with WebsocketsServer(echo) as server:
-            client = wsfast.WebSocketClient(None, server.url(), events=seen.append, timeout=TIMEOUT)
+            client = wsfast.WebSocketClient(
+                None, server.url(), events=seen.append, timeout=TIMEOUT, implementation=codec_impl.name
+            )
             client.subscribe(broken)
             client.subscribe(other)
             client.connect()
@@ -341,7 +359,9 @@ class TestSubscriptions:
     def test_asyncio_queue_fed_from_the_event_thread(self, codec_impl: types.SimpleNamespace) -> None:
         async def main(url: str) -> list[Event]:
             events: asyncio.Queue[Event] = asyncio.Queue()
-            client = wsfast.WebSocketClient(None, url, events=events, timeout=TIMEOUT)
+            client = wsfast.WebSocketClient(
+                None, url, events=events, timeout=TIMEOUT, implementation=codec_impl.name
+            )
             await asyncio.to_thread(client.connect)
             await asyncio.to_thread(client.disconnect)
             got = []
@@ -387,10 +407,14 @@ def slow_handshake(delay: float) -> Callable[[RawConnection], None]:
 
 
 class TestWarningsAndUsage:
-    def test_slow_handshake_warns(self, client: str) -> None:
+    def test_slow_handshake_warns(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(slow_handshake(0.3)) as server:
             events = open_and_close(
-                client, server.url(), warn_slow_operation=0.1, warn_low_throughput=10_000.0
+                client,
+                server.url(),
+                warn_slow_operation=0.1,
+                warn_low_throughput=10_000.0,
+                implementation=codec_impl.name,
             )
         slow = [event for event in events if isinstance(event, SlowOperation)]
         assert [event.operation for event in slow] == ["handshake"]
@@ -406,14 +430,22 @@ class TestWarningsAndUsage:
         position = kinds.index(ResponseReceived)
         assert kinds[position + 1 : position + 3] == [SlowOperation, LowThroughput]
 
-    def test_fast_connection_does_not_warn(self, client: str) -> None:
+    def test_fast_connection_does_not_warn(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            events = open_and_close(client, server.url(), warn_slow_operation=5.0, warn_low_throughput=1.0)
+            events = open_and_close(
+                client,
+                server.url(),
+                warn_slow_operation=5.0,
+                warn_low_throughput=1.0,
+                implementation=codec_impl.name,
+            )
         assert not [event for event in events if isinstance(event, (SlowOperation, LowThroughput))]
 
     def test_thresholds_alone_keep_statistics(self, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(echo) as server:
-            client = wsfast.WebSocketClient(None, server.url(), warn_slow_operation=5.0, timeout=TIMEOUT)
+            client = wsfast.WebSocketClient(
+                None, server.url(), warn_slow_operation=5.0, timeout=TIMEOUT, implementation=codec_impl.name
+            )
             assert client._events is not None  # thresholds need a monitor, even without subscribers
             client.connect()
             client.send("x" * 100)
@@ -425,9 +457,9 @@ class TestWarningsAndUsage:
         assert usage.send_time > 0
         assert usage.receive_time > 0
 
-    def test_usage_matches_the_events(self, client: str) -> None:
+    def test_usage_matches_the_events(self, client: str, codec_impl: types.SimpleNamespace) -> None:
         with redirecting_raw_server() as server:
-            events = open_and_close(client, server.url("/old"))
+            events = open_and_close(client, server.url("/old"), implementation=codec_impl.name)
         monitor_usage = Usage(
             bytes_sent=sum(e.size for e in events if isinstance(e, DataSent)),
             bytes_received=sum(e.size for e in events if isinstance(e, DataRead)),

@@ -180,7 +180,7 @@ class TestReconnectPolicy:
 
 class TestProtocolCounters:
     def test_counters(self, codec_impl: types.SimpleNamespace) -> None:
-        protocol = ClientProtocol()
+        protocol = ClientProtocol(codec=codec_impl.module)
         data = (
             server_frame(Opcode.TEXT, "one")
             + server_frame(Opcode.TEXT, "tw", fin=False)
@@ -203,7 +203,7 @@ class TestProtocolCounters:
         assert protocol.bytes_sent == len(pong) + sum(map(len, frames))
 
     def test_closed_as(self, codec_impl: types.SimpleNamespace) -> None:
-        protocol = ClientProtocol()
+        protocol = ClientProtocol(codec=codec_impl.module)
         protocol.fail(1011, "keepalive timeout", closed_as=KeepaliveTimeout)
         protocol.receive_eof()
         error = protocol.closed_exception()
@@ -212,7 +212,7 @@ class TestProtocolCounters:
         assert isinstance(error, ConnectionClosedError)
         assert (error.code, error.reason, error.close_received) == (1011, "keepalive timeout", False)
 
-        protocol = ClientProtocol()
+        protocol = ClientProtocol(codec=codec_impl.module)
         protocol.send_close(1001, "idle", closed_as=IdleTimeout)
         protocol.receive_data(server_frame(Opcode.CLOSE, (1001).to_bytes(2, "big")))
         protocol.receive_eof()
@@ -332,7 +332,9 @@ def threaded(codec_impl: types.SimpleNamespace) -> Iterator[Callable[..., tuple[
         options.setdefault("on_disconnect", lambda info: events.add("disconnect", info))
         options.setdefault("timeout", 5.0)
         options.setdefault("close_timeout", 2.0)
-        client = WebSocketClient(lambda message: events.add("message", message), url, **options)
+        client = WebSocketClient(
+            lambda message: events.add("message", message), url, **options, implementation=codec_impl.name
+        )
         clients.append(client)
         return client, events
 
@@ -373,7 +375,9 @@ class TestThreadedKeepalive:
                 if message == "slow":
                     time.sleep(1.0)  # five PONG deadlines pass while the PONG waits unread
 
-            client = WebSocketClient(slow, server.url(), ping_interval=0.1, ping_timeout=0.2)
+            client = WebSocketClient(
+                slow, server.url(), ping_interval=0.1, ping_timeout=0.2, implementation=codec_impl.name
+            )
             try:
                 client.connect()
                 time.sleep(0.15)  # a PING is in flight
@@ -607,13 +611,17 @@ class TestThreadedStats:
 
 
 class TestAsyncioKeepalive:
-    def test_dead_server_is_detected(self, run: Any) -> None:
+    def test_dead_server_is_detected(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(silent_after_handshake) as server:
 
             async def main() -> None:
                 lost: list[Disconnected] = []
                 ws = await wsfast.connect(
-                    server.url(), ping_interval=0.1, ping_timeout=0.2, on_disconnect=lost.append
+                    server.url(),
+                    ping_interval=0.1,
+                    ping_timeout=0.2,
+                    on_disconnect=lost.append,
+                    implementation=codec_impl.name,
                 )
                 with pytest.raises(KeepaliveTimeout) as caught:
                     await ws.recv()
@@ -630,7 +638,9 @@ class TestAsyncioKeepalive:
             assert [frame.opcode for frame in frames] == [Opcode.PING, Opcode.CLOSE]
             assert frames[1].close_code == 1011
 
-    def test_busy_inline_callback_is_no_false_timeout(self, run: Any) -> None:
+    def test_busy_inline_callback_is_no_false_timeout(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
@@ -642,7 +652,11 @@ class TestAsyncioKeepalive:
                         time.sleep(1.0)  # blocks the loop: PONG deadlines pass, the PONG waits unread
 
                 ws = await wsfast.connect(
-                    server.url(), on_message=on_message, ping_interval=0.1, ping_timeout=0.2
+                    server.url(),
+                    on_message=on_message,
+                    ping_interval=0.1,
+                    ping_timeout=0.2,
+                    implementation=codec_impl.name,
                 )
                 await asyncio.sleep(0.15)
                 await ws.send("slow")
@@ -661,7 +675,7 @@ class TestAsyncioKeepalive:
 
 
 class TestAsyncioIdle:
-    def test_on_idle_coroutine(self, run: Any) -> None:
+    def test_on_idle_coroutine(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(hello_then_quiet) as server:
 
             async def main() -> None:
@@ -670,18 +684,20 @@ class TestAsyncioIdle:
                 async def on_idle(ws: wsfast.WebSocket) -> None:
                     idle.set()
 
-                async with wsfast.connect(server.url(), idle_timeout=0.2, on_idle=on_idle) as ws:
+                async with wsfast.connect(
+                    server.url(), idle_timeout=0.2, on_idle=on_idle, implementation=codec_impl.name
+                ) as ws:
                     assert await ws.recv() == "hello"
                     await asyncio.wait_for(idle.wait(), WAIT)
                     assert ws.open
 
             run(main)
 
-    def test_idle_closes_without_hook(self, run: Any) -> None:
+    def test_idle_closes_without_hook(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer(hello_then_quiet) as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url(), idle_timeout=0.2)
+                ws = await wsfast.connect(server.url(), idle_timeout=0.2, implementation=codec_impl.name)
                 assert await ws.recv() == "hello"
                 with pytest.raises(IdleTimeout) as caught:
                     await ws.recv()
@@ -692,7 +708,9 @@ class TestAsyncioIdle:
 
 class TestAsyncioReconnect:
     @pytest.mark.parametrize("ending", ["eof", "reset"])
-    def test_abrupt_close_and_the_gap_marker(self, run: Any, ending: str) -> None:
+    def test_abrupt_close_and_the_gap_marker(
+        self, run: Any, ending: str, codec_impl: types.SimpleNamespace
+    ) -> None:
         with RawServer(numbered_then(ending)) as server:
 
             async def main() -> None:
@@ -703,7 +721,11 @@ class TestAsyncioReconnect:
 
                 lost: list[Disconnected] = []
                 async with wsfast.connect(
-                    server.url(), reconnect=FAST, on_connect=on_connect, on_disconnect=lost.append
+                    server.url(),
+                    reconnect=FAST,
+                    on_connect=on_connect,
+                    on_disconnect=lost.append,
+                    implementation=codec_impl.name,
                 ) as ws:
                     first_id = ws.connection_id
                     assert await ws.recv() == "conn-0"
@@ -721,14 +743,14 @@ class TestAsyncioReconnect:
 
             run(main)
 
-    def test_server_restart_on_the_same_port(self, run: Any) -> None:
+    def test_server_restart_on_the_same_port(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         port = free_port()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             servers = [WebsocketsServer(hello, port=port)]
             await loop.run_in_executor(None, servers[0].__enter__)
-            ws = await wsfast.connect(servers[0].url(), reconnect=FAST)
+            ws = await wsfast.connect(servers[0].url(), reconnect=FAST, implementation=codec_impl.name)
             try:
                 assert await ws.recv() == "hello"
                 await loop.run_in_executor(None, servers[0].__exit__, None, None, None)
@@ -748,13 +770,15 @@ class TestAsyncioReconnect:
 
         run(main)
 
-    def test_gives_up_and_iteration_ends_with_the_error(self, run: Any) -> None:
+    def test_gives_up_and_iteration_ends_with_the_error(
+        self, run: Any, codec_impl: types.SimpleNamespace
+    ) -> None:
         server = WebsocketsServer(hello).__enter__()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
             policy = ReconnectPolicy(initial_delay=0.01, max_delay=0.02, max_attempts=3)
-            ws = await wsfast.connect(server.url(), reconnect=policy)
+            ws = await wsfast.connect(server.url(), reconnect=policy, implementation=codec_impl.name)
             assert await ws.recv() == "hello"
             await loop.run_in_executor(None, server.__exit__, None, None, None)
             with pytest.raises(ConnectionClosedError) as caught:
@@ -766,11 +790,11 @@ class TestAsyncioReconnect:
 
         run(main)
 
-    def test_reconnect_on_demand(self, run: Any) -> None:
+    def test_reconnect_on_demand(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url()) as ws:
+                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert not ws.is_reconnecting
                     await ws.reconnect()
                     assert ws.open
@@ -786,12 +810,12 @@ class TestAsyncioReconnect:
             run(main)
             assert server.wait_closes(2)[0][0] == 1000
 
-    def test_backoff_between_attempts(self, run: Any) -> None:
+    def test_backoff_between_attempts(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         refusing = RefusingAfterFirst()
         with refusing.server as server:
 
             async def main() -> None:
-                ws = await wsfast.connect(server.url(), reconnect=BACKOFF)
+                ws = await wsfast.connect(server.url(), reconnect=BACKOFF, implementation=codec_impl.name)
                 assert await ws.recv() == "first"
                 with pytest.raises(ConnectionClosedError, match="503"):
                     await ws.recv()
@@ -799,14 +823,19 @@ class TestAsyncioReconnect:
             run(main)
         refusing.check_backoff(BACKOFF)
 
-    def test_close_interrupts_the_reconnect_wait(self, run: Any) -> None:
+    def test_close_interrupts_the_reconnect_wait(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(numbered_then("eof")) as server:
 
             async def main() -> None:
                 baseline = asyncio.all_tasks()
                 lost = asyncio.Event()
                 policy = ReconnectPolicy(initial_delay=60, max_delay=60)
-                ws = await wsfast.connect(server.url(), reconnect=policy, on_disconnect=lambda _: lost.set())
+                ws = await wsfast.connect(
+                    server.url(),
+                    reconnect=policy,
+                    on_disconnect=lambda _: lost.set(),
+                    implementation=codec_impl.name,
+                )
                 assert await ws.recv() == "conn-0"
                 await asyncio.wait_for(lost.wait(), WAIT)
                 await asyncio.wait_for(ws.close(), WAIT / 2)
@@ -817,7 +846,7 @@ class TestAsyncioReconnect:
 
             run(main)
 
-    def test_reconnects_and_leaks_nothing(self, run: Any) -> None:
+    def test_reconnects_and_leaks_nothing(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         async def close_after_hello(ws: Any) -> None:
             await ws.send("hello")
             await ws.close(1012, "restart")
@@ -828,7 +857,9 @@ class TestAsyncioReconnect:
             async def main() -> None:
                 baseline = asyncio.all_tasks()
                 url = server.url().replace("ws://", "ws://user:secret@")
-                async with wsfast.connect(url, reconnect=FAST, headers={"X-Feed": "trades"}) as ws:
+                async with wsfast.connect(
+                    url, reconnect=FAST, headers={"X-Feed": "trades"}, implementation=codec_impl.name
+                ) as ws:
                     markers = 0
                     async for message in ws:
                         if isinstance(message, Reconnected):
@@ -849,11 +880,13 @@ class TestAsyncioReconnect:
 
 
 class TestAsyncioStats:
-    def test_stats(self, run: Any) -> None:
+    def test_stats(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
-                async with wsfast.connect(server.url(), ping_interval=None, max_queue=10) as ws:
+                async with wsfast.connect(
+                    server.url(), ping_interval=None, max_queue=10, implementation=codec_impl.name
+                ) as ws:
                     for text in ("a", "bb", "ccc"):
                         await ws.send(text)
                     while ws.stats().queue_depth < 3:
@@ -926,7 +959,11 @@ class TestNoDataLoss:
 
         with RawServer(numbered_stream) as server:
             client = WebSocketClient(
-                on_message_or_done, server.url(), reconnect=FAST, on_disconnect=on_disconnect
+                on_message_or_done,
+                server.url(),
+                reconnect=FAST,
+                on_disconnect=on_disconnect,
+                implementation=codec_impl.name,
             )
             client.connect()
             assert done.wait(WAIT * 3)
@@ -934,12 +971,14 @@ class TestNoDataLoss:
             assert client.wait(WAIT)
         check_exactly_once(stream[: 2 * PER_CONNECTION + 1])
 
-    def test_asyncio(self, run: Any) -> None:
+    def test_asyncio(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with RawServer(numbered_stream) as server:
 
             async def main() -> list[Any]:
                 stream: list[Any] = []
-                async with wsfast.connect(server.url(), reconnect=FAST, max_queue=64) as ws:
+                async with wsfast.connect(
+                    server.url(), reconnect=FAST, max_queue=64, implementation=codec_impl.name
+                ) as ws:
                     async for message in ws:
                         stream.append(message)
                         if len(stream) % 1_000 == 0:

@@ -331,10 +331,10 @@ FRAME_ATTACKS: dict[str, tuple[Callable[[], Callable[[RawConnection], None]], in
 
 
 @pytest.mark.parametrize("attack", list(FRAME_ATTACKS), ids=list(FRAME_ATTACKS))
-def test_frame_attacks(kind: str, attack: str) -> None:
+def test_frame_attacks(kind: str, attack: str, codec_impl: types.SimpleNamespace) -> None:
     factory, expected, options = FRAME_ATTACKS[attack]
     with RawServer(attack_then_good(factory())) as server:
-        client = make_client(kind, server.url(), **options)
+        client = make_client(kind, server.url(), **options, implementation=codec_impl.name)
         with MemoryWatch() as memory:
             outcome = client.attack()
         assert outcome.raised is None, outcome.raised
@@ -390,10 +390,10 @@ HANDSHAKE_ATTACKS: dict[str, tuple[Callable[[RawConnection], None], type[BaseExc
 
 
 @pytest.mark.parametrize("attack", list(HANDSHAKE_ATTACKS), ids=list(HANDSHAKE_ATTACKS))
-def test_handshake_attacks(kind: str, attack: str) -> None:
+def test_handshake_attacks(kind: str, attack: str, codec_impl: types.SimpleNamespace) -> None:
     handler, error, text = HANDSHAKE_ATTACKS[attack]
     with RawServer(attack_then_good(handler)) as server:
-        client = make_client(kind, server.url())
+        client = make_client(kind, server.url(), implementation=codec_impl.name)
         with MemoryWatch() as memory:
             outcome = client.attack()
         assert isinstance(outcome.raised, error), outcome
@@ -403,18 +403,20 @@ def test_handshake_attacks(kind: str, attack: str) -> None:
         client.connect_good()
 
 
-def test_slowloris_proxy(kind: str) -> None:
+def test_slowloris_proxy(kind: str, codec_impl: types.SimpleNamespace) -> None:
     # An HTTP proxy that answers CONNECT one byte per second: the same deadline bounds its answer.
     def proxy(conn: RawConnection) -> None:
         conn.read_request()
         conn.drip(b"HTTP/1.1 200 Connection established\r\n\r\n", interval=1.0)
 
     with RawServer(proxy) as slow, RawServer(good_echo) as target:
-        client = make_client(kind, target.url(), proxy=f"http://127.0.0.1:{slow.port}")
+        client = make_client(
+            kind, target.url(), proxy=f"http://127.0.0.1:{slow.port}", implementation=codec_impl.name
+        )
         outcome = client.attack()
         assert isinstance(outcome.raised, TimeoutError), outcome
         assert outcome.seconds < TIMEOUT + 2
-        make_client(kind, target.url()).connect_good()
+        make_client(kind, target.url(), implementation=codec_impl.name).connect_good()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -422,7 +424,7 @@ def test_slowloris_proxy(kind: str) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_endless_pings_from_a_server_that_never_reads(kind: str) -> None:
+def test_endless_pings_from_a_server_that_never_reads(kind: str, codec_impl: types.SimpleNamespace) -> None:
     # Every PING asks for a PONG, and this server reads none of them. The threaded client's send times
     # out (timeout=); the asyncio client stops reading while its write buffer is full, so memory stays
     # bounded, and close() gives up after close_timeout. Either way: 1006, the server never closed.
@@ -435,7 +437,7 @@ def test_endless_pings_from_a_server_that_never_reads(kind: str) -> None:
         await ws.close()
 
     with RawServer(attack_then_good(attack)) as server:
-        client = make_client(kind, server.url())
+        client = make_client(kind, server.url(), implementation=codec_impl.name)
         with MemoryWatch() as memory:
             outcome = client.attack(during=close_soon if kind == "asyncio" else None)
         assert outcome.raised is None, outcome.raised
@@ -455,7 +457,7 @@ def _tls_server(certs: types.SimpleNamespace) -> RawServer:
 
 
 @pytest.mark.parametrize("problem", ["wrong-hostname", "expired"])
-def test_tls_certificate_problems(kind: str, problem: str) -> None:
+def test_tls_certificate_problems(kind: str, problem: str, codec_impl: types.SimpleNamespace) -> None:
     good = tls_certs("localhost", "127.0.0.1")
     if problem == "wrong-hostname":
         bad = tls_certs("stream.example.test")
@@ -466,7 +468,9 @@ def test_tls_certificate_problems(kind: str, problem: str) -> None:
         bad.server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         expired.configure_cert(bad.server_context)
     with _tls_server(bad) as server:
-        client = make_client(kind, server.url(scheme="wss"), ssl=bad.client_context)
+        client = make_client(
+            kind, server.url(scheme="wss"), ssl=bad.client_context, implementation=codec_impl.name
+        )
         outcome = client.attack()
         assert isinstance(outcome.raised, ssl.SSLCertVerificationError), outcome
         expected = "expired" if problem == "expired" else "match"
@@ -474,4 +478,6 @@ def test_tls_certificate_problems(kind: str, problem: str) -> None:
         assert outcome.seconds < TIMEOUT + 2
         assert server.connections[0].frames == []  # nothing was sent over the refused connection
     with _tls_server(good) as server:
-        make_client(kind, server.url(scheme="wss"), ssl=good.client_context).connect_good()
+        make_client(
+            kind, server.url(scheme="wss"), ssl=good.client_context, implementation=codec_impl.name
+        ).connect_good()

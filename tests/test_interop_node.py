@@ -339,12 +339,16 @@ def client_kind(request: pytest.FixtureRequest, codec_impl: types.SimpleNamespac
 
 
 @pytest.fixture
-def connect(client_kind: str, loop_thread: LoopThread) -> Iterator[Callable[..., Connection]]:
-    """``connect(url, **options)`` with the client under test; leftover connections are closed after."""
+def connect(
+    client_kind: str, loop_thread: LoopThread, codec_impl: types.SimpleNamespace
+) -> Iterator[Callable[..., Connection]]:
+    """``connect(url, **options)`` with the client and codec twin under test; leftover connections are
+    closed after."""
     opened: list[Connection] = []
 
     def open_connection(url: str, **options: Any) -> Connection:
         options.setdefault("max_message_size", MAX_MESSAGE_SIZE)
+        options.setdefault("implementation", codec_impl.name)
         connection: Connection = (
             ThreadConnection(url, **options)
             if client_kind == "thread"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -79,13 +80,13 @@ def check(received: list[Any]) -> None:
         assert got == message(number)
 
 
-def test_asyncio_iterator_with_pause_overflow() -> None:
+def test_asyncio_iterator_with_pause_overflow(codec_impl: types.SimpleNamespace) -> None:
     with RawServer(streaming_server) as server:
 
         async def main() -> list[Any]:
             received = []
             paused = 0
-            async with wsfast.connect(server.url(), max_queue=32) as ws:
+            async with wsfast.connect(server.url(), max_queue=32, implementation=codec_impl.name) as ws:
                 async for item in ws:
                     received.append(item)
                     if len(received) % 500 == 0:
@@ -104,7 +105,7 @@ def test_asyncio_iterator_with_pause_overflow() -> None:
     check(received)
 
 
-def test_threaded_callback_with_slow_periods() -> None:
+def test_threaded_callback_with_slow_periods(codec_impl: types.SimpleNamespace) -> None:
     received: list[Any] = []
     closed = threading.Event()
     codes: list[int] = []
@@ -119,7 +120,9 @@ def test_threaded_callback_with_slow_periods() -> None:
         closed.set()
 
     with RawServer(streaming_server) as server:
-        client = WebSocketClient(on_message, server.url(), on_close=on_close, timeout=10.0)
+        client = WebSocketClient(
+            on_message, server.url(), on_close=on_close, timeout=10.0, implementation=codec_impl.name
+        )
         client.connect()
         assert closed.wait(WAIT)
         assert client.wait(WAIT)

@@ -4,6 +4,7 @@ drives validation, coercion, the command line's help and docs/options.md."""
 from __future__ import annotations
 
 import inspect
+import socket
 import ssl
 from pathlib import Path
 from typing import Any
@@ -134,12 +135,53 @@ class TestValidation:
         with pytest.raises(OptionError, match="compression"):
             options.validate({"compression": "gzip"})
         with pytest.raises(OptionError, match="unsupported proxy"):
-            options.validate({"proxy": "socks5://127.0.0.1:1080"})
+            options.validate({"proxy": "ftp://127.0.0.1:21"})
+        with pytest.raises(OptionError, match="unsupported proxy"):
+            options.validate({"proxy": "socks5://"})  # no host
+        with pytest.raises(OptionError, match="invalid port"):
+            options.validate({"proxy": "http://proxy:99999"})
+        with pytest.raises(
+            OptionError, match=r"'implementation' must be one of \[None, 'python', 'cython'\]"
+        ):
+            options.validate({"implementation": "rust"})
+
+    @pytest.mark.parametrize("scheme", options.PROXY_SCHEMES)
+    def test_proxy_schemes(self, scheme: str) -> None:
+        url = f"{scheme}://user:pw@proxy.example:1080"
+        assert options.validate({"proxy": url}) == {"proxy": url}
+
+    def test_proxy_from_the_environment(self) -> None:
+        assert options.validate({"proxy": True}) == {"proxy": True}
+        assert options.validate({"proxy": "yes"}, from_text=True) == {"proxy": True}
+        with pytest.raises(OptionTypeError):
+            options.validate({"proxy": False})
+        assert options.mask(options.get_option("proxy"), True) is True
+
+    def test_proxy_ssl_unix_socket_and_sock(self, tmp_path: Path) -> None:
+        context = ssl.create_default_context()
+        assert options.validate({"proxy_ssl": context})["proxy_ssl"] is context
+        assert options.validate({"proxy_ssl": False})["proxy_ssl"] is False
+        assert options.validate({"proxy_ssl": "off"}, from_text=True)["proxy_ssl"] is False
+        with pytest.raises(OptionTypeError):
+            options.validate({"proxy_ssl": True})
+        assert options.validate({"unix_socket": tmp_path / "ws.sock"})["unix_socket"] == str(
+            tmp_path / "ws.sock"
+        )
+        with pytest.raises(OptionTypeError):
+            options.validate({"unix_socket": 3})
+        left, right = socket.socketpair()
+        with left, right:
+            assert options.validate({"sock": left})["sock"] is left
+        with pytest.raises(OptionTypeError, match="connected socket"):
+            options.validate({"sock": "127.0.0.1:80"})
+        assert not options.get_option("sock").serialisable
 
     def test_nullable_per_client(self) -> None:
+        # close_timeout=None (no limit) means the same on both clients.
         assert options.validate({"close_timeout": None}, ASYNCIO) == {"close_timeout": None}
+        assert options.validate({"close_timeout": None}, THREADED) == {"close_timeout": None}
         with pytest.raises(OptionTypeError, match="may not be None"):
-            options.validate({"close_timeout": None}, THREADED)
+            options.validate({"token_type": None}, THREADED)
 
     def test_enums_normalise_to_their_value(self) -> None:
         assert options.validate({"overflow": OverflowPolicy.ERROR}) == {"overflow": "error"}
@@ -156,7 +198,7 @@ class TestConstructorsValidate:
         with pytest.raises(OptionTypeError, match=r"option 'events' must be a queue\.Queue"):
             wsfast.WebSocketClient(None, "ws://127.0.0.1/", events=42)
         wsfast.WebSocketClient(
-            None, "ws://127.0.0.1/", timeout=3, headers={"A": "b"}, ssl=ssl.create_default_context()
+            None, "wss://127.0.0.1/", timeout=3, headers={"A": "b"}, ssl=ssl.create_default_context()
         )
 
     def test_asyncio_client(self) -> None:
@@ -178,6 +220,10 @@ class TestSharedHelpers:
             options.normalise_headers([("A", 1)])  # type: ignore[list-item]
         with pytest.raises(TypeError):
             options.normalise_headers(["A: 1"])  # type: ignore[list-item]
+        with pytest.raises(OptionError, match="header name 'A B' is not an RFC 9110 token"):
+            options.normalise_headers({"A B": "1"})
+        with pytest.raises(OptionError, match="value of header 'A' contains CR, LF or NUL"):
+            options.normalise_headers({"A": "1\r\nInjected: yes"})
 
     def test_authorization(self) -> None:
         assert options.authorization(None, "Bearer") is None

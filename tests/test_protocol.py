@@ -1,7 +1,8 @@
 """ClientProtocol, the sans-I/O connection state machine (RFC 6455 §5-7), fed server frames built here.
 
-Every test runs on both codec twins (the ``codec_impl`` fixture patches ``wsfast.protocol.codec``). Frames the
-protocol wants to send are parsed and unmasked with the independent helpers in ``helpers.py``.
+Every test runs on both codec twins: the ``codec_impl`` fixture's twin is passed through the codec seam,
+``ClientProtocol(codec=codec_impl.module)``. Frames the protocol wants to send are parsed and unmasked with
+the independent helpers in ``helpers.py``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ import types
 
 import pytest
 
+import wsfast.codec
 from helpers import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, frame, parse_client_frame
+from wsfast import _impl
 from wsfast.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from wsfast.frames import Close, Opcode, Ping, Pong
 from wsfast.protocol import ClientProtocol, State
@@ -65,13 +68,20 @@ def close_frame(code: int, reason: str = "") -> bytes:
 
 
 def test_protocol_uses_the_chosen_codec(codec_impl: types.SimpleNamespace) -> None:
-    protocol = ClientProtocol()
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert type(protocol._decoder) is codec_impl.Decoder
     assert type(protocol._encoder) is codec_impl.Encoder
+    assert protocol.codec is codec_impl.module
 
 
-def test_initial_state() -> None:
+def test_the_default_codec_is_wsfasts_choice() -> None:
     protocol = ClientProtocol()
+    assert protocol.codec is _impl.codec
+    assert type(protocol._decoder) is wsfast.codec.Decoder
+
+
+def test_initial_state(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.state is State.OPEN
     assert protocol.close_sent is None
     assert protocol.close_received is None
@@ -80,7 +90,7 @@ def test_initial_state() -> None:
     assert not protocol.handshake_complete
 
 
-def test_messages_in_wire_order_and_split_anywhere() -> None:
+def test_messages_in_wire_order_and_split_anywhere(codec_impl: types.SimpleNamespace) -> None:
     stream = (
         frame(TEXT, "héllo")
         + frame(BINARY, b"\x00\x01")
@@ -89,8 +99,8 @@ def test_messages_in_wire_order_and_split_anywhere() -> None:
         + frame(CONT, "mented", fin=True)
     )
     expected = ["héllo", b"\x00\x01", Pong(b"p"), "fragmented"]
-    assert ClientProtocol().receive_data(stream) == expected
-    protocol = ClientProtocol()
+    assert ClientProtocol(codec=codec_impl.module).receive_data(stream) == expected
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = []
     for i in range(len(stream)):
         events += protocol.receive_data(stream[i : i + 1])
@@ -98,8 +108,8 @@ def test_messages_in_wire_order_and_split_anywhere() -> None:
     assert protocol.data_to_send() == b""
 
 
-def test_receive_data_accepts_memoryview_and_bytearray() -> None:
-    protocol = ClientProtocol()
+def test_receive_data_accepts_memoryview_and_bytearray(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.receive_data(memoryview(frame(TEXT, "a"))) == ["a"]
     assert protocol.receive_data(bytearray(frame(BINARY, b"b"))) == [b"b"]
 
@@ -110,44 +120,44 @@ def test_receive_data_accepts_memoryview_and_bytearray() -> None:
 
 
 @pytest.mark.parametrize("payload", [b"", b"abc", bytes(range(125))])
-def test_auto_pong_with_same_payload(payload: bytes) -> None:
-    protocol = ClientProtocol()
+def test_auto_pong_with_same_payload(payload: bytes, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.receive_data(frame(PING, payload)) == [Ping(payload)]
     assert sent(protocol.data_to_send()) == [(PONG, payload)]
     assert protocol.data_to_send() == b""  # the queue was emptied
 
 
-def test_auto_pong_for_each_ping_in_order() -> None:
-    protocol = ClientProtocol()
+def test_auto_pong_for_each_ping_in_order(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(frame(PING, b"1") + frame(TEXT, "x") + frame(PING, b"2"))
     assert events == [Ping(b"1"), "x", Ping(b"2")]
     assert sent(protocol.data_to_send()) == [(PONG, b"1"), (PONG, b"2")]
 
 
-def test_auto_pong_between_fragments() -> None:
-    protocol = ClientProtocol()
+def test_auto_pong_between_fragments(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(frame(TEXT, "a", fin=False) + frame(PING, b"mid") + frame(CONT, "b"))
     assert events == [Ping(b"mid"), "ab"]
     assert sent(protocol.data_to_send()) == [(PONG, b"mid")]
 
 
-def test_no_auto_pong_when_disabled() -> None:
-    protocol = ClientProtocol(auto_pong=False)
+def test_no_auto_pong_when_disabled(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(auto_pong=False, codec=codec_impl.module)
     assert protocol.receive_data(frame(PING, b"abc")) == [Ping(b"abc")]
     assert protocol.data_to_send() == b""
     # The hook answers itself.
     assert sent(protocol.send_pong(b"abc")) == [(PONG, b"abc")]
 
 
-def test_no_auto_pong_after_close_sent() -> None:
-    protocol = ClientProtocol()
+def test_no_auto_pong_after_close_sent(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.send_close(1000)
     assert protocol.receive_data(frame(PING, b"late")) == [Ping(b"late")]
     assert protocol.data_to_send() == b""
 
 
-def test_unsolicited_pong_and_ping() -> None:
-    protocol = ClientProtocol()
+def test_unsolicited_pong_and_ping(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert sent(protocol.send_pong()) == [(PONG, b"")]
     assert sent(protocol.send_ping("hi")) == [(PING, b"hi")]
     with pytest.raises(ValueError):  # noqa: PT011
@@ -162,8 +172,8 @@ def test_unsolicited_pong_and_ping() -> None:
 @pytest.mark.parametrize(
     ("code", "ok"), [(1000, True), (1001, True), (1011, False), (3000, False), (4999, False)]
 )
-def test_server_close_answered_with_same_code(code: int, ok: bool) -> None:
-    protocol = ClientProtocol()
+def test_server_close_answered_with_same_code(code: int, ok: bool, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(close_frame(code, "bye"))
     assert events == [Close(code, "bye")]
     replies = sent(protocol.data_to_send())
@@ -186,8 +196,8 @@ def test_server_close_answered_with_same_code(code: int, ok: bool) -> None:
     assert type(protocol.closed_exception()) is type(exc)
 
 
-def test_empty_server_close_answered_with_empty_close() -> None:
-    protocol = ClientProtocol()
+def test_empty_server_close_answered_with_empty_close(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.receive_data(frame(CLOSE, b"")) == [Close(1005, "")]
     assert sent(protocol.data_to_send()) == [(CLOSE, b"")]  # never 1005 on the wire (RFC 6455 §7.4.1)
     assert protocol.close_code == 1005
@@ -197,8 +207,8 @@ def test_empty_server_close_answered_with_empty_close() -> None:
 
 
 @pytest.mark.parametrize("same_feed", [True, False])
-def test_second_close_ignored(same_feed: bool) -> None:
-    protocol = ClientProtocol()
+def test_second_close_ignored(same_feed: bool, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     first, second = close_frame(1000, "one"), close_frame(4000, "two")
     if same_feed:
         events = protocol.receive_data(first + second)
@@ -211,8 +221,8 @@ def test_second_close_ignored(same_feed: bool) -> None:
 
 
 @pytest.mark.parametrize("same_feed", [True, False])
-def test_data_after_close_ignored(same_feed: bool) -> None:
-    protocol = ClientProtocol()
+def test_data_after_close_ignored(same_feed: bool, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     after = frame(TEXT, "late") + frame(PING, b"late") + frame(BINARY, b"late")
     if same_feed:
         events = protocol.receive_data(close_frame(1000) + after)
@@ -222,8 +232,8 @@ def test_data_after_close_ignored(same_feed: bool) -> None:
     assert [op for op, _ in sent(protocol.data_to_send())] == [CLOSE]  # no PONG for the late PING
 
 
-def test_garbage_after_close_ignored() -> None:
-    protocol = ClientProtocol()
+def test_garbage_after_close_ignored(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(close_frame(1000) + frame(0x3, b"reserved opcode"))
     assert events == [Close(1000, "")]
     assert protocol.error is None
@@ -231,8 +241,8 @@ def test_garbage_after_close_ignored() -> None:
     assert isinstance(protocol.closed_exception(), ConnectionClosedOK)
 
 
-def test_close_between_fragments_honoured() -> None:
-    protocol = ClientProtocol()
+def test_close_between_fragments_honoured(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(
         frame(TEXT, "part", fin=False) + close_frame(1001, "going") + frame(CONT, "rest")
     )
@@ -241,8 +251,8 @@ def test_close_between_fragments_honoured() -> None:
     assert protocol.close_code == 1001
 
 
-def test_messages_before_close_returned() -> None:
-    protocol = ClientProtocol()
+def test_messages_before_close_returned(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_data(frame(TEXT, "a") + frame(PING, b"p") + close_frame(1000))
     assert events == ["a", Ping(b"p"), Close(1000, "")]
     assert [op for op, _ in sent(protocol.data_to_send())] == [PONG, CLOSE]
@@ -253,8 +263,8 @@ def test_messages_before_close_returned() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_client_close_then_server_reply() -> None:
-    protocol = ClientProtocol()
+def test_client_close_then_server_reply(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     data = protocol.send_close(1000, "done")
     assert sent(data) == [(CLOSE, close_payload(1000, "done"))]
     assert protocol.state is State.CLOSING
@@ -272,14 +282,14 @@ def test_client_close_then_server_reply() -> None:
     assert (exc.code, exc.close_received) == (1000, True)
 
 
-def test_client_close_without_code() -> None:
-    protocol = ClientProtocol()
+def test_client_close_without_code(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert sent(protocol.send_close(None)) == [(CLOSE, b"")]
     assert protocol.close_sent == Close(1005, "")
 
 
-def test_client_close_then_eof_without_reply_is_1006() -> None:
-    protocol = ClientProtocol()
+def test_client_close_then_eof_without_reply_is_1006(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.send_close(1000)
     protocol.receive_eof()
     assert protocol.close_code == 1006
@@ -288,30 +298,30 @@ def test_client_close_then_eof_without_reply_is_1006() -> None:
     assert (exc.code, exc.close_received) == (1006, False)
 
 
-def test_send_close_twice_returns_empty() -> None:
-    protocol = ClientProtocol()
+def test_send_close_twice_returns_empty(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.send_close(1000)
     assert protocol.send_close(1000) == b""
     assert protocol.send_close(1001, "other") == b""
     assert protocol.close_sent == Close(1000, "")
 
 
-def test_send_close_after_server_close_returns_empty() -> None:
-    protocol = ClientProtocol()
+def test_send_close_after_server_close_returns_empty(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.receive_data(close_frame(1000))
     protocol.data_to_send()
     assert protocol.send_close(1000) == b""
 
 
-def test_send_close_after_eof_returns_empty() -> None:
-    protocol = ClientProtocol()
+def test_send_close_after_eof_returns_empty(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.receive_eof()
     assert protocol.send_close(1000) == b""
 
 
 @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535])
-def test_send_close_invalid_code(code: int) -> None:
-    protocol = ClientProtocol()
+def test_send_close_invalid_code(code: int, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     with pytest.raises(ValueError):  # noqa: PT011
         protocol.send_close(code)
     # Nothing changed: the connection is still open and can be closed properly.
@@ -323,13 +333,15 @@ def test_send_close_invalid_code(code: int) -> None:
 @pytest.mark.parametrize(
     "code", [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999]
 )
-def test_send_close_valid_codes(code: int) -> None:
-    assert sent(ClientProtocol().send_close(code)) == [(CLOSE, close_payload(code))]
+def test_send_close_valid_codes(code: int, codec_impl: types.SimpleNamespace) -> None:
+    assert sent(ClientProtocol(codec=codec_impl.module).send_close(code)) == [(CLOSE, close_payload(code))]
 
 
-def test_send_close_reason_limits() -> None:
-    assert sent(ClientProtocol().send_close(1000, "r" * 123)) == [(CLOSE, close_payload(1000, "r" * 123))]
-    protocol = ClientProtocol()
+def test_send_close_reason_limits(codec_impl: types.SimpleNamespace) -> None:
+    assert sent(ClientProtocol(codec=codec_impl.module).send_close(1000, "r" * 123)) == [
+        (CLOSE, close_payload(1000, "r" * 123))
+    ]
+    protocol = ClientProtocol(codec=codec_impl.module)
     with pytest.raises(ValueError):  # noqa: PT011
         protocol.send_close(1000, "r" * 124)
     assert protocol.state is State.OPEN
@@ -342,8 +354,8 @@ def test_send_close_reason_limits() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_send_methods_produce_masked_frames() -> None:
-    protocol = ClientProtocol()
+def test_send_methods_produce_masked_frames(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert sent(protocol.send_text("héllo")) == [(TEXT, "héllo".encode())]
     assert sent(protocol.send_binary(b"\x00\xff")) == [(BINARY, b"\x00\xff")]
     assert sent(protocol.send_binary(bytearray(b"ba"))) == [(BINARY, b"ba")]
@@ -352,8 +364,8 @@ def test_send_methods_produce_masked_frames() -> None:
     assert sent(protocol.send_binary(big)) == [(BINARY, big)]
 
 
-def test_send_frame_fragments() -> None:
-    protocol = ClientProtocol()
+def test_send_frame_fragments(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     first = parse_client_frame(protocol.send_frame("frag", Opcode.TEXT, fin=False))
     last = parse_client_frame(protocol.send_frame(b"ment", Opcode.CONT, fin=True))
     assert (first.fin, first.opcode, first.payload) == (False, TEXT, b"frag")
@@ -370,8 +382,10 @@ def test_send_frame_fragments() -> None:
         (Opcode.PING, True, b"x" * 126),
     ],
 )
-def test_send_frame_rejects_invalid_frames(opcode: int, fin: bool, payload: bytes) -> None:
-    protocol = ClientProtocol()
+def test_send_frame_rejects_invalid_frames(
+    opcode: int, fin: bool, payload: bytes, codec_impl: types.SimpleNamespace
+) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     with pytest.raises(ValueError):  # noqa: PT011
         protocol.send_frame(payload, opcode, fin)
     assert protocol.state is State.OPEN
@@ -412,8 +426,10 @@ def close_by_error(protocol: ClientProtocol) -> None:
         (close_by_error, ConnectionClosedError),
     ],
 )
-def test_send_after_close_raises(sender: str, closer: object, expected: type) -> None:
-    protocol = ClientProtocol()
+def test_send_after_close_raises(
+    sender: str, closer: object, expected: type, codec_impl: types.SimpleNamespace
+) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     closer(protocol)  # type: ignore[operator]
     with pytest.raises(ConnectionClosed) as info:
         SENDERS[sender](protocol)
@@ -450,9 +466,9 @@ BAD_FRAMES = {
 
 
 @pytest.mark.parametrize("name", list(BAD_FRAMES))
-def test_protocol_error_fails_the_connection(name: str) -> None:
+def test_protocol_error_fails_the_connection(name: str, codec_impl: types.SimpleNamespace) -> None:
     bad, code = BAD_FRAMES[name]
-    protocol = ClientProtocol(max_message_size=100)
+    protocol = ClientProtocol(max_message_size=100, codec=codec_impl.module)
     before = frame(TEXT, "before") + frame(PING, b"p")
     events = protocol.receive_data(before + bad + frame(TEXT, "after"))
     assert events == ["before", Ping(b"p")]  # what came before the bad frame is still delivered
@@ -484,9 +500,9 @@ def test_protocol_error_fails_the_connection(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ["rsv1", "invalid utf-8 text", "message too big"])
-def test_protocol_error_split_across_feeds(name: str) -> None:
+def test_protocol_error_split_across_feeds(name: str, codec_impl: types.SimpleNamespace) -> None:
     bad, code = BAD_FRAMES[name]
-    protocol = ClientProtocol(max_message_size=100)
+    protocol = ClientProtocol(max_message_size=100, codec=codec_impl.module)
     stream = frame(TEXT, "before") + bad
     events = []
     for i in range(len(stream)):
@@ -498,8 +514,8 @@ def test_protocol_error_split_across_feeds(name: str) -> None:
     assert [close_code_of(p) for _, p in sent(protocol.data_to_send())] == [code]
 
 
-def test_fail_reason_truncated_on_a_character_boundary() -> None:
-    protocol = ClientProtocol()
+def test_fail_reason_truncated_on_a_character_boundary(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.fail(1011, "é" * 100)
     ((opcode, payload),) = sent(protocol.data_to_send())
     assert opcode == CLOSE
@@ -510,15 +526,15 @@ def test_fail_reason_truncated_on_a_character_boundary() -> None:
     assert protocol.state is State.CLOSING
 
 
-def test_fail_after_close_sent_sends_nothing_more() -> None:
-    protocol = ClientProtocol()
+def test_fail_after_close_sent_sends_nothing_more(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     protocol.send_close(1000)
     protocol.fail(1002, "late")
     assert protocol.data_to_send() == b""
 
 
-def test_eof_without_close_is_1006() -> None:
-    protocol = ClientProtocol()
+def test_eof_without_close_is_1006(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.receive_data(frame(TEXT, "a")) == ["a"]
     protocol.receive_eof()
     assert protocol.state is State.CLOSED
@@ -530,8 +546,8 @@ def test_eof_without_close_is_1006() -> None:
     assert protocol.data_to_send() == b""
 
 
-def test_eof_in_the_middle_of_a_message_is_1006() -> None:
-    protocol = ClientProtocol()
+def test_eof_in_the_middle_of_a_message_is_1006(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     assert protocol.receive_data(frame(TEXT, "partial", fin=False)) == []
     protocol.receive_eof()
     assert protocol.close_code == 1006
@@ -542,8 +558,8 @@ def test_eof_in_the_middle_of_a_message_is_1006() -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_receive_events_does_not_act_until_processed() -> None:
-    protocol = ClientProtocol()
+def test_receive_events_does_not_act_until_processed(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_events(frame(PING, b"p") + close_frame(1000))
     assert events == [Ping(b"p"), Close(1000, "")]
     assert protocol.data_to_send() == b""  # nothing decided yet
@@ -556,8 +572,8 @@ def test_receive_events_does_not_act_until_processed() -> None:
     assert protocol.close_code == 1000
 
 
-def test_skipped_events_have_no_effect() -> None:
-    protocol = ClientProtocol()
+def test_skipped_events_have_no_effect(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_events(frame(PING, b"p") + frame(TEXT, "a"))
     assert events == [Ping(b"p"), "a"]
     assert protocol.process(events[1])  # the PING is skipped: no PONG
@@ -565,8 +581,8 @@ def test_skipped_events_have_no_effect() -> None:
     assert protocol.data_to_send() == b""
 
 
-def test_failure_applied_by_finish_receive() -> None:
-    protocol = ClientProtocol()
+def test_failure_applied_by_finish_receive(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
     events = protocol.receive_events(frame(TEXT, "ok") + frame(TEXT, b"\xff"))
     assert events == ["ok"]
     assert protocol.error is None

@@ -173,7 +173,7 @@ class TestCredentialsAreNeverLogged:
             )
             client = WebSocketClient(lambda message: None, url, **options)
             client.connect()
-            texts += [repr(client), str(client._url)]
+            texts += [repr(client), str(client._url), repr(client._config)]
             client.disconnect()
             with pytest.raises(InvalidStatus) as refused:
                 client.connect()
@@ -184,7 +184,7 @@ class TestCredentialsAreNeverLogged:
                 texts.append(str(invalid.value))
             # The option registry rejects the proxy at construction (wsfast.options), password masked.
             with pytest.raises(wsfast.OptionError) as proxy_error:
-                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
+                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="ftp://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
         self.check(lines + texts + [caplog.text])
 
@@ -200,8 +200,11 @@ class TestCredentialsAreNeverLogged:
                 await wsfast.connect(url, **options)
             texts.append(str(refused.value))
             with pytest.raises(wsfast.OptionError) as proxy_error:
-                wsfast.connect("ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
+                wsfast.connect("ws://127.0.0.1:1/", proxy="ftp://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
+            # A supported proxy is kept; the configuration's repr masks its password and the token.
+            config = wsfast.connect(url, proxy="socks5://u:S3CRET-PROXY@p:1", **options)._config
+            texts.append(repr(config))
 
         with caplog.at_level(logging.DEBUG), RawServer(self.server) as server:
             asyncio.run(asyncio.wait_for(main(server.port), 10))

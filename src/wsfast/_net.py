@@ -97,7 +97,7 @@ def open_connection(
     *,
     timeout: float | None,
     connect_timeout: float | None,
-    proxy: str | None = None,
+    proxy: str | bool | None = None,
     ssl: ssl_module.SSLContext | bool | None = None,
     server_hostname: str | None = None,
     events: Monitor | None = None,
@@ -113,9 +113,11 @@ def open_connection(
     """
     connect_tcp = _connect_tcp if events is None else _observed(events)
     if proxy is not None:
-        proxy_parts = urlsplit(proxy)
-        if proxy_parts.scheme not in ("http", "") or not proxy_parts.hostname:
-            raise InvalidURL(f"unsupported proxy {redact(proxy)!r}: use http://[user:password@]host:port")
+        proxy_parts = urlsplit(proxy if isinstance(proxy, str) else "")
+        if not isinstance(proxy, str) or proxy_parts.scheme not in ("http", "") or not proxy_parts.hostname:
+            raise InvalidURL(
+                f"unsupported proxy {redact(str(proxy))!r}: use http://[user:password@]host:port"
+            )
         sock = connect_tcp(proxy_parts.hostname, proxy_parts.port or 8080, connect_timeout)
     else:
         sock = connect_tcp(url.host, url.port, connect_timeout)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import logging
+import os
 import select
 import socket
 import ssl as ssl_module
@@ -37,10 +38,10 @@ from types import TracebackType
 from typing import Any
 
 from . import codec
-from .__version__ import __version__
 from ._monitor import Monitor, Observable, Subscriber, next_connection_id
 from ._net import open_connection
 from ._typing import BytesLike
+from .config import Config, checks_options
 from .deflate import Deflate
 from .exceptions import (
     ConnectionClosed,
@@ -49,30 +50,29 @@ from .exceptions import (
     TooManyRedirects,
 )
 from .frames import Close, CloseCode, Ping, Pong
-from .handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
+from .handshake import Accepted, ClientHandshake, Redirect, without_credentials
 from .health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     Disconnected,
-    Heartbeat,
     Reconnected,
     ReconnectPolicy,
     Stats,
-    to_reconnect_policy,
 )
 from .http11 import Response
 from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from .options import THREADED, authorization, normalise_headers, validate_arguments
+from .options import THREADED, get_option, normalise_headers
 from .protocol import ClientProtocol, FrameAction, State
-from .uri import WebSocketURL, parse_url
+from .uri import WebSocketURL
 
 __all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
 
 logger = logging.getLogger("wsfast")
 
-DEFAULT_USER_AGENT = f"wsfast/{__version__}"
-DEFAULT_TIMEOUT = 15.0  # seconds, for every blocking socket operation (the reference's default)
-DEFAULT_CLOSE_TIMEOUT = 10.0
+# The registry (wsfast.options.OPTIONS) defines every default once; these names read it.
+DEFAULT_USER_AGENT: str = get_option("user_agent").default
+DEFAULT_TIMEOUT: float = get_option("timeout").default  # each blocking socket operation (the reference's)
+DEFAULT_CLOSE_TIMEOUT: float = get_option("close_timeout").default
 RECEIVE_BUFFER_SIZE = 256 * 1024
 
 MessageCallback = Callable[[Any], None]
@@ -90,8 +90,11 @@ class WebSocketClient(Observable):
     """A WebSocket client whose callbacks run on its own event thread.
 
     Args:
-        callback: called with each message: ``str`` for TEXT, ``bytes`` for BINARY.
+        callback: called with each message: ``str`` for TEXT, ``bytes`` for BINARY (``None`` when
+            *on_message* gives it instead).
         url: a ``ws://`` or ``wss://`` URL; ``user:password@`` becomes Basic auth.
+        on_message: the same as *callback*, by name, as :func:`wsfast.connect` takes it; giving both is an
+            :class:`~wsfast.OptionError`.
         on_close: ``on_close(code, reason)``, called exactly once and last, however the connection ended:
             the server's close code, the code wsfast failed the connection with (1002, 1007, 1009...),
             1006 when the TCP connection ended without a CLOSE frame.
@@ -103,12 +106,20 @@ class WebSocketClient(Observable):
         token, token_type: send ``Authorization: <token_type> <token>`` unless *headers* has one.
         subprotocols, origin, user_agent: handshake options (RFC 6455 §4.1).
         timeout: seconds for each blocking socket operation (handshake, each send); default 15.
-        connect_timeout: seconds for the TCP and TLS connection; defaults to *timeout*.
-        close_timeout: seconds :meth:`disconnect` waits for the closing handshake; default 10.
-        ssl: an :class:`ssl.SSLContext`, or ``False`` to skip certificate verification (wss only).
-            Verification is on by default.
+        connect_timeout: seconds for each TCP connection attempt; defaults to *open_timeout*.
+        open_timeout: seconds for the whole opening (TCP, TLS, proxy, upgrade, redirects); default 10.
+        close_timeout: seconds :meth:`disconnect` waits for the closing handshake; default 10; ``None``:
+            no limit.
+        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
+            verification. Verification is on by default. With a ``ws://`` URL: an
+            :class:`~wsfast.OptionError` (never a silent plaintext connection).
         server_hostname: the TLS server name (SNI and certificate check) when it differs from the host.
-        proxy: an HTTP proxy URL (``http://[user:password@]host:port``) to tunnel through with CONNECT.
+        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``, with
+            optional ``user:password@``), or ``True`` to take it from the environment (``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``). Off by default.
+        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` (no verification).
+        unix_socket: a Unix socket path that replaces the TCP connection (the URL still names the host).
+        sock: an already connected socket to open the WebSocket on (no *reconnect* with it).
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
@@ -148,15 +159,19 @@ class WebSocketClient(Observable):
         warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
             which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
             are sent to the subscribers.
+        implementation: the codec twin, ``"python"`` or ``"cython"``; ``None``: :data:`wsfast.implementation`.
 
-    Every option is described in :mod:`wsfast.options`, which validates them.
+    Every option is described in :mod:`wsfast.options`; :class:`wsfast.config.Config` validates them
+    once (unknown names get a "did you mean"; headers are checked here, not after TCP is open).
     """
 
+    @checks_options(THREADED)
     def __init__(
         self,
         callback: MessageCallback | None,
         url: str,
         *,
+        on_message: MessageCallback | None = None,
         on_close: CloseCallback | None = None,
         on_ping: PayloadCallback | None = None,
         on_pong: PayloadCallback | None = None,
@@ -169,10 +184,14 @@ class WebSocketClient(Observable):
         user_agent: str | None = DEFAULT_USER_AGENT,
         timeout: float | None = DEFAULT_TIMEOUT,
         connect_timeout: float | None = None,
-        close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+        open_timeout: float | None = 10.0,
+        close_timeout: float | None = DEFAULT_CLOSE_TIMEOUT,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
-        proxy: str | None = None,
+        proxy: str | bool | None = None,
+        proxy_ssl: ssl_module.SSLContext | bool | None = None,
+        unix_socket: str | os.PathLike[str] | None = None,
+        sock: socket.socket | None = None,
         max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
         max_redirects: int = 5,
         text_as_bytes: bool = False,
@@ -191,37 +210,42 @@ class WebSocketClient(Observable):
         events: Subscriber | None = None,
         warn_slow_operation: float | None = None,
         warn_low_throughput: float | None = None,
+        implementation: str | None = None,
     ) -> None:
-        validate_arguments(THREADED, locals())  # every option against wsfast.options.OPTIONS
-        self._url = parse_url(url)
+        # Every option checked against wsfast.options.OPTIONS, derived values computed once.
+        self._config = config = Config.build(THREADED, locals())
+        self._url = config.url
         self._url_text = url
-        self._callback = callback
+        self._callback = config["callback"]  # the positional callback or on_message
         self._on_close = on_close
         self._on_ping = on_ping
         self._on_pong = on_pong
         self._raw_hook = raw_hook
-        self._headers = normalise_headers(headers)
-        self._authorization = authorization(token, token_type)
-        self._subprotocols = list(subprotocols)
+        self._headers = list(config.headers)
+        self._authorization = config.authorization
+        self._subprotocols = list(config["subprotocols"])
         self._origin = origin
         self._user_agent = user_agent
         self._timeout = timeout
-        self._connect_timeout = connect_timeout if connect_timeout is not None else timeout
+        self._connect_timeout = config.connect_timeout
+        self._open_timeout = open_timeout
         self._close_timeout = close_timeout
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._proxy = proxy
+        self._proxy_ssl = proxy_ssl
+        self._unix_socket = config["unix_socket"]
+        self._given_sock = sock  # the connected socket the user gave (sock=); _sock is the live one
         self._max_message_size = max_message_size
         self._max_redirects = max_redirects
         self._text_as_bytes = text_as_bytes
         self._loads = loads
-        self._compression = to_deflate(compression)
-        Heartbeat(ping_interval, ping_timeout, idle_timeout, now=0.0)  # validates the three
+        self._compression = config.compression
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
         self._idle_timeout = idle_timeout
         self._on_idle = on_idle
-        self._reconnect = to_reconnect_policy(reconnect)
+        self._reconnect = config.reconnect
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
@@ -387,6 +411,7 @@ class WebSocketClient(Observable):
             text_as_bytes=self._text_as_bytes,
             loads=self._loads,
             compression=accepted.compression,
+            codec=self._config.codec,
         )
         with self._write_lock, self._stats_lock:
             self._sock, self._protocol = sock, protocol
@@ -592,7 +617,7 @@ class WebSocketClient(Observable):
             deadline: float | None = None
             closed_state = State.CLOSED  # a local: an enum attribute costs ~70 ns on 3.11
             while protocol.state is not closed_state:
-                if deadline is None and protocol.close_sent is not None:
+                if deadline is None and protocol.close_sent is not None and self._close_timeout is not None:
                     deadline = time.monotonic() + self._close_timeout
                 if deadline is not None:
                     remaining = deadline - time.monotonic()
@@ -915,7 +940,7 @@ class WebSocketClient(Observable):
         with self._connect_lock:
             self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
 
-    def _disconnect(self, code: int, reason: str, timeout: float) -> None:
+    def _disconnect(self, code: int, reason: str, timeout: float | None) -> None:
         with self._write_lock:
             self._stop.set()
             sock, protocol, thread = self._sock, self._protocol, self._thread

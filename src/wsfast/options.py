@@ -8,19 +8,22 @@ drives:
 * validation and coercion: :func:`validate` (unknown names are rejected with the closest matches, values
   are type-checked; with ``from_text=True`` strings from a config file, an environment variable or the
   command line are coerced, ``"5"`` to ``5.0`` for a timeout), used by both clients' constructors
-  (:func:`validate_arguments`) and by :class:`wsfast.Connection`;
+  (through :class:`wsfast.config.Config`, which also holds the final values and what derives from them)
+  and by :class:`wsfast.Connection`; :func:`check_names` gives unknown keyword arguments a "did you mean";
 * :meth:`wsfast.Connection.options`, the ``wsfast`` command's help (``wsfast --help``, ``wsfast options``)
   and ``docs/options.md``, which ``python -m wsfast options --write docs/options.md`` writes (a test checks
   the committed file is up to date);
 * a test that compares the table with both constructors' signatures (names and defaults).
 
-Adding an option to a client is one :class:`Option` entry here plus the constructor parameter.
+Adding an option to a client is one :class:`Option` entry here plus the constructor parameter (and, if it
+affects sockets, the one place in each driver that uses it).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import ssl as ssl_module
 import sys
 import types
@@ -44,6 +47,8 @@ __all__ = [
     "AllowedValue",
     "Option",
     "authorization",
+    "check_header",
+    "check_names",
     "client_options",
     "get_option",
     "mask",
@@ -52,7 +57,6 @@ __all__ = [
     "render_text",
     "to_config",
     "validate",
-    "validate_arguments",
     "write_docs",
 ]
 
@@ -264,12 +268,54 @@ def _coerce_ssl(option: Option, value: Any, from_text: bool) -> ssl_module.SSLCo
     raise _wrong_type(option, value)
 
 
-def _coerce_proxy(option: Option, value: Any, from_text: bool) -> str:
-    text = _coerce_str(option, value, from_text)
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+"""The proxy URL schemes the *proxy* option accepts."""
+
+
+def _coerce_proxy(option: Option, value: Any, from_text: bool) -> str | bool:
+    if value is True:
+        return True
+    if from_text and isinstance(value, str) and value.strip().lower() in _TRUE:
+        return True
+    text = value if isinstance(value, str) else None
+    if text is None:
+        raise _wrong_type(option, value)
     parts = urlsplit(text)
-    if parts.scheme not in ("http", "") or not parts.hostname:
-        raise OptionError(f"unsupported proxy {mask_url(text)!r}: use http://[user:password@]host:port")
+    try:
+        parts.port  # noqa: B018 (urlsplit parses the port lazily: a bad one raises here)
+    except ValueError:
+        raise OptionError(f"proxy {mask_url(text)!r} has an invalid port") from None
+    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        raise OptionError(
+            f"unsupported proxy {mask_url(text)!r}: use scheme://[user:password@]host:port with a scheme "
+            f"among {', '.join(PROXY_SCHEMES)}, or proxy=True to read HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
+        )
     return text
+
+
+def _coerce_proxy_ssl(option: Option, value: Any, from_text: bool) -> ssl_module.SSLContext | bool:
+    if value is False or isinstance(value, ssl_module.SSLContext):
+        return value
+    if from_text and isinstance(value, str) and value.strip().lower() in _FALSE:
+        return False
+    raise _wrong_type(option, value)
+
+
+def _coerce_path(option: Option, value: Any, from_text: bool) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if isinstance(value, str) and value:
+        return value
+    raise _wrong_type(option, value)
+
+
+def _coerce_socket(option: Option, value: Any, from_text: bool) -> Any:
+    # Duck-typed (socket.socket, or a wrapper with its methods): options.py imports no socket module.
+    if all(callable(getattr(value, name, None)) for name in ("fileno", "recv", "send", "getpeername")):
+        return value
+    raise OptionTypeError(
+        f"option {option.name!r} must be a connected socket.socket, not {type(value).__name__}"
+    )
 
 
 def _coerce_compression(option: Option, value: Any, from_text: bool) -> str | Deflate:
@@ -318,6 +364,8 @@ def _coerce_headers(option: Option, value: Any, from_text: bool) -> list[tuple[s
         value = [_parse_header_line(option, item) if isinstance(item, str) else item for item in value]
     try:
         return normalise_headers(value)
+    except OptionError:
+        raise
     except (TypeError, ValueError):
         raise OptionTypeError(
             f"option {option.name!r} must be a mapping of str to str or (name, value) pairs, not {value!r}"
@@ -365,7 +413,7 @@ def _identity(value: Any) -> Any:
 
 def _ssl_config(value: Any) -> Any:
     if isinstance(value, ssl_module.SSLContext):
-        raise OptionError("an ssl.SSLContext cannot be written to a config (use ssl=true or false)")
+        raise OptionError("an ssl.SSLContext cannot be written to a config (write true or false instead)")
     return value
 
 
@@ -380,7 +428,10 @@ _TYPES: dict[str, _Type] = {
     ),
     "callable": _Type("callable", _coerce_callable),
     "ssl": _Type("ssl.SSLContext | bool | None", _coerce_ssl, _ssl_config),
-    "proxy": _Type("str (URL)", _coerce_proxy, _identity),
+    "proxy": _Type("str (URL) | True", _coerce_proxy, _identity),
+    "proxy_ssl": _Type("ssl.SSLContext | False | None", _coerce_proxy_ssl, _ssl_config),
+    "path": _Type("str | os.PathLike", _coerce_path, _identity),
+    "socket": _Type("socket.socket", _coerce_socket),
     "compression": _Type("str | wsfast.Deflate | None", _coerce_compression, _compression_config),
     "choice": _Type("str", _coerce_choice, _identity),
     "subscriber": _Type("queue.Queue | asyncio.Queue | callable", _coerce_subscriber),
@@ -406,9 +457,9 @@ OPTIONS: tuple[Option, ...] = (
         "on_message",
         "callable",
         None,
-        "Called inline with each message from the protocol's data path (no queue, no task): the lowest "
-        "latency. Without it, read messages with WebSocket.recv() or async for.",
-        clients=_ONLY_ASYNCIO,
+        "Called with each message. Asyncio: inline from the protocol's data path (no queue, no task), the "
+        "lowest latency; without it, read messages with WebSocket.recv() or async for. Threaded: the same "
+        "as the positional callback, on the event thread (give one of the two, not both).",
         nullable=True,
     ),
     Option(
@@ -481,7 +532,7 @@ OPTIONS: tuple[Option, ...] = (
         "connect_timeout",
         "float",
         None,
-        "Seconds for the TCP and TLS connection; None uses timeout.",
+        "Seconds for each TCP connection attempt; None uses open_timeout.",
         clients=_ONLY_THREADED,
         nullable=True,
         minimum=0,
@@ -491,8 +542,8 @@ OPTIONS: tuple[Option, ...] = (
         "open_timeout",
         "float",
         10.0,
-        "Seconds for TCP, TLS, the handshake and redirects together; None: no limit.",
-        clients=_ONLY_ASYNCIO,
+        "Seconds for the whole opening together: TCP, TLS, the proxy, the upgrade and redirects; on "
+        "expiry wsfast.OpenTimeout. None: no limit.",
         nullable=True,
         minimum=0,
         exclusive=True,
@@ -502,17 +553,17 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         10.0,
         "Seconds the closing handshake may take (disconnect() / WebSocket.close()) before the TCP "
-        "connection is closed regardless.",
+        "connection is closed regardless; None: no limit.",
         minimum=0,
         nullable=True,
-        overrides=types.MappingProxyType({THREADED: types.MappingProxyType({"nullable": False})}),
     ),
     Option(
         "ssl",
         "ssl",
         None,
-        "An ssl.SSLContext, or false to skip certificate verification (wss only). Verification is on "
-        "by default.",
+        "For wss:// URLs only: an ssl.SSLContext, True (the default context), or false to skip "
+        "certificate verification. Verification is on by default. With a ws:// URL it is an OptionError "
+        "(use a wss:// URL or leave ssl unset): never a silent plaintext connection.",
         nullable=True,
     ),
     Option(
@@ -526,8 +577,37 @@ OPTIONS: tuple[Option, ...] = (
         "proxy",
         "proxy",
         None,
-        "An HTTP proxy URL (http://[user:password@]host:port) to tunnel through with CONNECT; its "
-        "password is masked in info().",
+        "A proxy URL scheme://[user:password@]host:port: http:// (CONNECT), https:// (TLS to the proxy, "
+        "then CONNECT), socks4://, socks4a://, socks5:// (the client resolves the host), socks5h:// (the "
+        "proxy resolves it); user:password@ is Basic auth for HTTP(S), RFC 1929 for SOCKS5, the user id "
+        "for SOCKS4. True: from the environment (wss: HTTPS_PROXY, ws: HTTP_PROXY, then ALL_PROXY, "
+        "lower-case names too; NO_PROXY honoured). None (the default): direct; a library never follows "
+        "ambient proxy settings unasked. Its password is masked in info().",
+        nullable=True,
+    ),
+    Option(
+        "proxy_ssl",
+        "proxy_ssl",
+        None,
+        "The ssl.SSLContext for an https:// proxy, or false to skip verifying the proxy's certificate. "
+        "None: verified with the system's CAs.",
+        nullable=True,
+    ),
+    Option(
+        "unix_socket",
+        "path",
+        None,
+        "A Unix socket path that replaces the TCP connection; the URL still gives the Host header and "
+        "TLS (wss:// over a Unix socket does TLS with the URL's host name). Redirects to another origin "
+        "are refused.",
+        nullable=True,
+    ),
+    Option(
+        "sock",
+        "socket",
+        None,
+        "An already connected socket: the opening starts with TLS (wss) or the upgrade on it. Redirects "
+        "to another origin are refused; reconnecting needs a new socket, so reconnect cannot use it.",
         nullable=True,
     ),
     Option(
@@ -700,6 +780,19 @@ OPTIONS: tuple[Option, ...] = (
         minimum=0,
         exclusive=True,
     ),
+    Option(
+        "implementation",
+        "choice",
+        None,
+        "The codec twin this client uses: 'cython' (compiled) or 'python'. None: the one "
+        "wsfast.implementation names (compiled when available).",
+        nullable=True,
+        allowed=(
+            AllowedValue(None, "what wsfast.implementation says"),
+            AllowedValue("python", "the pure-Python twin"),
+            AllowedValue("cython", "the compiled twin (an OptionError where it is not built)"),
+        ),
+    ),
 )
 
 _BY_NAME: dict[str, Option] = {option.name: option for option in OPTIONS}
@@ -741,6 +834,28 @@ def get_option(name: str, client: str | None = None) -> Option:
     return option
 
 
+def check_names(client: str, names: Iterable[str], accepted: Iterable[str] = ()) -> None:
+    """Refuse any of *names* (keyword arguments) that *client* does not take; *accepted* are its
+    other parameters (``url``).
+
+    Raises:
+        OptionError: the first unknown name, with the closest of *client*'s own names ("did you
+            mean"), or the name of an option only the other client takes.
+    """
+    known = {option.name for option in _BY_CLIENT[client]}
+    known.update(accepted)
+    for name in names:
+        if name in known:
+            continue
+        if name in _BY_NAME:
+            get_option(name, client)  # raises: "not accepted by ... (only by ...)"
+        import difflib
+
+        matches = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, matches))}?" if matches else ""
+        raise OptionError(f"{CLIENT_NAMES[client]}() got an unknown option {name!r}{hint}")
+
+
 def validate(
     options: Mapping[str, Any], client: str | None = None, *, from_text: bool = False
 ) -> dict[str, Any]:
@@ -760,29 +875,43 @@ def validate(
     }
 
 
-def validate_arguments(client: str, arguments: Mapping[str, Any]) -> None:
-    """Check a client constructor's arguments (its ``locals()`` on entry) against the table.
-
-    Raises:
-        OptionError, OptionTypeError: as :func:`validate`.
-    """
-    for option in _BY_CLIENT[client]:
-        # A name missing from the constructor is skipped here (tests/test_options.py fails on it instead).
-        value = arguments.get(option.name, option.default)
-        if value is not option.default:
-            option.validate(value)
-
-
 # --------------------------------------------------------------------------------------------------
 # Helpers shared by both clients and the connection objects
 # --------------------------------------------------------------------------------------------------
 
 
+# RFC 9110 §5.1: a field name is a token; §5.6.2: tchar.
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+# RFC 9110 §5.5: a field value never holds CR, LF or NUL (they would end the header or the request).
+_FORBIDDEN_IN_VALUES = ("\r", "\n", "\x00")
+
+
+def check_header(name: str, value: str) -> None:
+    """Refuse a header that would not be sent as given: *name* must be an RFC 9110 token (§5.1, §5.6.2),
+    *value* free of CR, LF and NUL (§5.5).
+
+    Raises:
+        OptionError: the message names the header and what is wrong with it.
+    """
+    if not name or not _TCHAR.issuperset(name):
+        raise OptionError(
+            f"header name {name!r} is not an RFC 9110 token: use letters, digits and !#$%&'*+-.^_`|~ only "
+            "(no spaces, colons or control characters)"
+        )
+    if any(character in value for character in _FORBIDDEN_IN_VALUES):
+        raise OptionError(
+            f"the value of header {name!r} contains CR, LF or NUL, which would end the header early "
+            "(RFC 9110 §5.5): remove them"
+        )
+
+
 def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> list[tuple[str, str]]:
-    """The *headers* option (a mapping, or pairs, or ``None``) as a list of ``(name, value)`` pairs.
+    """The *headers* option (a mapping, or pairs, or ``None``) as a list of ``(name, value)`` pairs, each
+    checked by :func:`check_header`.
 
     Raises:
         TypeError: not a mapping or pairs of ``str``.
+        OptionError: a header name that is not a token, a value with CR, LF or NUL (names the header).
     """
     if not headers:
         return []
@@ -795,6 +924,7 @@ def normalise_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]] | N
             or not isinstance(pair[1], str)
         ):
             raise TypeError(f"a header must be a (name, value) pair of str, not {pair!r}")
+        check_header(pair[0], pair[1])
     return [(name, value) for name, value in pairs]
 
 
@@ -822,7 +952,7 @@ def mask(option: Option, value: Any) -> Any:
         return MASK
     if option.type == "headers":
         return [(name, MASK if name.lower() in CREDENTIAL_HEADERS else text) for name, text in value]
-    if option.type == "proxy":
+    if option.type == "proxy" and isinstance(value, str):
         return mask_url(value)
     return value
 

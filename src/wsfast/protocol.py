@@ -13,13 +13,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
-from . import codec
+from . import _impl, codec
 from ._typing import BytesLike
 from .deflate import Compressor, Negotiated
 from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from .frames import Close, CloseCode, Opcode, Ping, Pong
+
+if TYPE_CHECKING:  # both twins have the same interface; the pure-Python one carries the annotations
+    from ._codec_py import Decoder, Encoder
 
 __all__ = ["ClientProtocol", "FrameAction", "State"]
 
@@ -64,6 +68,11 @@ class ClientProtocol:
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
         loads: applied to each TEXT message's validated bytes (e.g. ``orjson.loads``); a failure gives a
             :class:`~wsfast.MessageDecodeError` event in the message's place.
+        compression: the permessage-deflate parameters the handshake negotiated (RFC 7692), or ``None``.
+        codec: the codec twin (a module with ``Decoder`` and ``Encoder``: ``wsfast._codec_c`` or
+            ``wsfast._codec_py``) this connection frames with; ``None``: the one :mod:`wsfast.codec`
+            chose (:data:`wsfast.implementation`). The clients pass the twin their *implementation*
+            option selects; tests, benchmarks and fuzzing choose twins here, never by patching modules.
     """
 
     def __init__(
@@ -74,17 +83,21 @@ class ClientProtocol:
         text_as_bytes: bool = False,
         loads: Callable[[bytes], Any] | None = None,
         compression: Negotiated | None = None,
+        codec: ModuleType | None = None,
     ) -> None:
+        twin = _impl.codec if codec is None else codec
+        self.codec = twin
+        """The codec twin module this connection frames with."""
         self.state = State.OPEN
         self.compression = compression
         """The permessage-deflate parameters in force, or ``None`` (RFC 7692)."""
         self._compressor = Compressor(compression) if compression is not None else None
         self._pending_failure: ProtocolError | None = None
         self.auto_pong = auto_pong
-        self._decoder = codec.Decoder(
+        self._decoder: Decoder = twin.Decoder(
             max_message_size, text_as_bytes=text_as_bytes, loads=loads, compression=compression
         )
-        self._encoder = codec.Encoder()
+        self._encoder: Encoder = twin.Encoder()
         self._outgoing = bytearray()
         self.close_sent: Close | None = None
         self.close_received: Close | None = None

@@ -22,17 +22,19 @@ import enum
 import inspect
 import logging
 import os
+import socket
 import ssl as ssl_module
 import time
+import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from .. import codec
-from ..__version__ import __version__
 from .._monitor import Monitor, Observable, Subscriber, next_connection_id
 from .._net import make_ssl_context
 from .._typing import BytesLike
+from ..config import Config, checks_options
 from ..deflate import Deflate
 from ..exceptions import (
     ConnectionClosedError,
@@ -43,29 +45,27 @@ from ..exceptions import (
     TooManyRedirects,
 )
 from ..frames import Close, CloseCode, Ping, Pong
-from ..handshake import Accepted, ClientHandshake, Redirect, to_deflate, without_credentials
+from ..handshake import Accepted, ClientHandshake, Redirect, without_credentials
 from ..health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     Disconnected,
-    Heartbeat,
     Reconnected,
     ReconnectPolicy,
     Stats,
-    to_reconnect_policy,
 )
 from ..http11 import Response, ResponseParser
 from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from ..options import ASYNCIO, authorization, normalise_headers, validate_arguments
+from ..options import ASYNCIO, get_option
 from ..protocol import ClientProtocol, State
-from ..uri import WebSocketURL, parse_url, redact
+from ..uri import WebSocketURL, redact
 from . import _observed
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 
 logger = logging.getLogger("wsfast")
 
-DEFAULT_USER_AGENT = f"wsfast/{__version__}"
+DEFAULT_USER_AGENT: str = get_option("user_agent").default  # defined once, in wsfast.options
 RECEIVE_BUFFER_SIZE = 256 * 1024
 
 
@@ -206,11 +206,18 @@ class connect:
         on_pong: ``on_pong(payload)`` for each PONG received.
         headers, token, token_type, subprotocols, origin, user_agent: the handshake, as for
             :class:`wsfast.WebSocketClient`.
-        ssl: an :class:`ssl.SSLContext`, or ``False`` to skip certificate verification (wss only).
+        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
+            verification. With a ``ws://`` URL: an :class:`~wsfast.OptionError` (never silent plaintext).
         server_hostname: the TLS server name when it differs from the host.
-        proxy: an HTTP proxy URL to tunnel through with CONNECT.
-        open_timeout: seconds for TCP, TLS, the handshake and redirects together (default 10).
-        close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10).
+        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``, with
+            optional ``user:password@``), or ``True`` to take it from the environment (``HTTPS_PROXY``,
+            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``). Off by default.
+        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` (no verification).
+        unix_socket: a Unix socket path that replaces the TCP connection (the URL still names the host).
+        sock: an already connected socket to open the WebSocket on (no *reconnect* with it).
+        open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10).
+        close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10;
+            ``None``: no limit).
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers are followed (default 5).
         max_queue: messages held for :meth:`WebSocket.recv` before *overflow* applies (default 1024).
@@ -242,10 +249,13 @@ class connect:
         warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
             which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
             are sent to the subscribers.
+        implementation: the codec twin, ``"python"`` or ``"cython"``; ``None``: :data:`wsfast.implementation`.
 
-    Every option is described in :mod:`wsfast.options`, which validates them.
+    Every option is described in :mod:`wsfast.options`; :class:`wsfast.config.Config` validates them
+    once (unknown names get a "did you mean"; headers are checked here, not after TCP is open).
     """
 
+    @checks_options(ASYNCIO)
     def __init__(
         self,
         url: str,
@@ -261,7 +271,10 @@ class connect:
         user_agent: str | None = DEFAULT_USER_AGENT,
         ssl: ssl_module.SSLContext | bool | None = None,
         server_hostname: str | None = None,
-        proxy: str | None = None,
+        proxy: str | bool | None = None,
+        proxy_ssl: ssl_module.SSLContext | bool | None = None,
+        unix_socket: str | os.PathLike[str] | None = None,
+        sock: socket.socket | None = None,
         open_timeout: float | None = 10.0,
         close_timeout: float | None = 10.0,
         max_message_size: int | None = codec.DEFAULT_MAX_MESSAGE_SIZE,
@@ -281,17 +294,18 @@ class connect:
         events: Subscriber | None = None,
         warn_slow_operation: float | None = None,
         warn_low_throughput: float | None = None,
+        implementation: str | None = None,
     ) -> None:
-        validate_arguments(ASYNCIO, locals())  # every option against wsfast.options.OPTIONS
-        self._url = parse_url(url)
-        self._compression = to_deflate(compression)
-        Heartbeat(ping_interval, ping_timeout, idle_timeout, now=0.0)  # validates the three
+        # Every option checked against wsfast.options.OPTIONS, derived values computed once.
+        self._config = config = Config.build(ASYNCIO, locals())
+        self._url = config.url
+        self._compression = config.compression
         self._options = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             idle_timeout=idle_timeout,
             on_idle=on_idle,
-            reconnect=to_reconnect_policy(reconnect),
+            reconnect=config.reconnect,
             on_connect=on_connect,
             on_disconnect=on_disconnect,
             on_message=on_message,
@@ -303,15 +317,19 @@ class connect:
             overflow=OverflowPolicy(overflow),
             text_as_bytes=text_as_bytes,
             loads=loads,
+            codec=config.codec,
         )
-        self._headers = normalise_headers(headers)
-        self._authorization = authorization(token, token_type)
-        self._subprotocols = list(subprotocols)
+        self._headers = list(config.headers)
+        self._authorization = config.authorization
+        self._subprotocols = list(config["subprotocols"])
         self._origin = origin
         self._user_agent = user_agent
         self._ssl = ssl
         self._server_hostname = server_hostname
         self._proxy = proxy
+        self._proxy_ssl = proxy_ssl
+        self._unix_socket = config["unix_socket"]
+        self._sock = sock
         self._open_timeout = open_timeout
         self._max_redirects = max_redirects
         self._ws: WebSocket | None = None
@@ -431,10 +449,10 @@ class connect:
             return connection
         from urllib.parse import unquote, urlsplit
 
-        proxy = urlsplit(self._proxy)
-        if proxy.scheme not in ("http", "") or not proxy.hostname:
+        proxy = urlsplit(self._proxy if isinstance(self._proxy, str) else "")
+        if not isinstance(self._proxy, str) or proxy.scheme not in ("http", "") or not proxy.hostname:
             raise InvalidURL(
-                f"unsupported proxy {redact(self._proxy)!r}: use http://[user:password@]host:port"
+                f"unsupported proxy {redact(str(self._proxy))!r}: use http://[user:password@]host:port"
             )
         if events is not None:
             connection = await _observed.create_connection(
@@ -530,8 +548,10 @@ class WebSocket(Observable):
         reconnect: ReconnectPolicy | None,
         on_connect: WebSocketHook | None,
         on_disconnect: Callable[[Disconnected], Any] | None,
+        codec: types.ModuleType | None = None,
     ) -> None:
         self.url = url
+        self._codec = codec
         self._connector = connector
         self._on_message = on_message
         self._on_ping = on_ping
@@ -548,6 +568,7 @@ class WebSocket(Observable):
             auto_pong=on_ping is None,
             text_as_bytes=text_as_bytes,
             loads=loads,
+            codec=codec,
         )
         self._ping_interval = ping_interval
         self._ping_timeout = ping_timeout
@@ -618,6 +639,7 @@ class WebSocket(Observable):
             text_as_bytes=self._text_as_bytes,
             loads=self._loads,
             compression=accepted.compression,
+            codec=self._codec,
         )
         self._connection = connection
         self._connection_closed = self._loop.create_future()
