@@ -93,7 +93,6 @@ def test_ping_returns_the_round_trip_time(client: Client, ws_server: WebsocketsS
     rtt = client.ping()
     assert isinstance(rtt, float)
     assert 0 < rtt < WAIT
-    assert client.stats().last_rtt == rtt
 
 
 @pytest.mark.frontends("threaded")
@@ -118,6 +117,8 @@ def test_threaded_ping_from_the_event_thread_is_refused(client: Any, ws_server: 
 def test_url_has_no_password(client: Client, ws_server: WebsocketsServer) -> None:
     url = f"ws://user:secret@{ws_server.url('/path?q=1')[5:]}"
     client.open(url)
+    client.send("sync")  # the server has seen the request once the echo is back
+    assert client.recv() == "sync"
     shown = client.url
     assert type(shown) is str
     assert "secret" not in shown
@@ -201,7 +202,8 @@ def test_a_message_loads_rejects_is_logged_and_skipped_by_callbacks(
         client.open(server.url(), loads=json.loads)
         assert client.recv_many(2) == [{"a": 1}, [2]]
         assert client.stats().decode_errors == 1
-    assert any("not json" in r.getMessage() or r.exc_info for r in caplog.records if r.name == "wsfast")
+    logged = [r for r in caplog.records if r.name == "wsfast" and r.levelno >= logging.ERROR]
+    assert any("loads" in r.getMessage() for r in logged), logged
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +250,10 @@ def test_on_connect_raising_after_a_reconnection_closes_it_and_reconnects(client
         assert closes[1][0] == 1011  # the connection whose on_connect raised
         assert [info.reconnecting for info in client.events.disconnects[:2]] == [True, True]
         client.send("after")
-        assert client.recv() == "after"
+        message = client.recv()
+        while isinstance(message, wsfast.Reconnected):  # recv() marks each gap (asyncio, reconnect on)
+            message = client.recv()
+        assert message == "after"
 
 
 # --------------------------------------------------------------------------------------------------
