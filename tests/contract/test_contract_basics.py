@@ -252,6 +252,7 @@ def test_on_connect_raising_after_a_reconnection_closes_it_and_reconnects(client
         client.send("after")
         message = client.recv()
         while isinstance(message, wsfast.Reconnected):  # recv() marks each gap (asyncio, reconnect on)
+            assert type(message.code) is int
             message = client.recv()
         assert message == "after"
 

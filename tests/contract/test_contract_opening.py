@@ -100,6 +100,22 @@ def test_through_proxy(
     client.close()
 
 
+@pytest.mark.parametrize("scheme_name", ["socks4", "socks4a"])
+def test_socks4_sends_the_user_id(
+    client: Client, openssh_socks: Any, ws_server: WebsocketsServer, scheme_name: str
+) -> None:
+    """``socks4://user@host:port``: the URL's user is the SOCKS4 user id (OpenSSH logs what it got)."""
+    line = f"decode socks4: user wsfast-{client.variant.id}/"
+    proxy = f"{scheme_name}://wsfast-{client.variant.id}@{HOST}:{openssh_socks.port}"
+    before = openssh_socks.log().count(line)
+    client.open(ws_server.url(host="localhost"), proxy=proxy)
+    assert_echo(client)
+    deadline = time.monotonic() + WAIT
+    while openssh_socks.log().count(line) == before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert openssh_socks.log().count(line) == before + 1
+
+
 # --------------------------------------------------------------------------------------------------
 # Refusals name the hop
 # --------------------------------------------------------------------------------------------------
