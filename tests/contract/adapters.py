@@ -65,7 +65,7 @@ def has_codec_seam(variant: Variant) -> bool:
 
 class Events:
     """What the callbacks saw, in order: ``("connect",)``, ``("disconnect", Disconnected)``,
-    ``("close", code, reason)`` (threaded ``on_close``), ``("error", exc)`` (a callback's own failure)."""
+    ``("close", code, reason)`` (the threaded client's ``on_close``)."""
 
     def __init__(self) -> None:
         self.seen: list[tuple[Any, ...]] = []
@@ -93,10 +93,6 @@ class Events:
             ok = self._cond.wait_for(lambda: len([e for e in self.seen if e[0] == kind]) >= count, timeout)
             assert ok, f"no {count} {kind!r} events within {timeout} s; seen: {self.seen!r}"[:2000]
         return self.of(kind)
-
-
-class Ended(Exception):
-    """``async for`` ended (the connection closed normally)."""
 
 
 class Client:

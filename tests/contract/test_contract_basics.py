@@ -284,7 +284,7 @@ def test_a_server_trickling_an_unfinished_frame_fails_after_ping_timeout(client:
                 client.recv()
 
 
-def test_close_wakes_nothing_left_behind(client: Client, ws_server: WebsocketsServer) -> None:
+def test_send_after_close_raises_connection_closed(client: Client, ws_server: WebsocketsServer) -> None:
     """After close(), sending raises ConnectionClosed on every front-end."""
     client.open(ws_server.url())
     client.close()
