@@ -24,7 +24,7 @@ from servers import RawServer, WebsocketsServer, accept_then, send_messages
 from wsfast import ConcurrencyError, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 
 
-def wait_pending(future: concurrent.futures.Future[Any], delay: float = 0.05) -> None:
+def wait_pending(future: concurrent.futures.Future[Any], delay: float = 0.1) -> None:
     """Give a started call time to reach its wait; it must still be waiting."""
     time.sleep(delay)
     assert not future.done(), future
