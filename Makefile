@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SOURCES := pyproject.toml setup.py $(wildcard src/wsfast/*.pyx src/wsfast/*.pxd)
 
-.PHONY: setup run test test-pure bench lint docs fuzz clean
+.PHONY: setup run test test-contract test-pure bench lint docs fuzz clean
 
 $(STAMP): $(SOURCES)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ run: $(STAMP)
 ## and the benchmarks run once each as smoke tests (no timing).
 test: $(STAMP)
 	$(BIN)/python -m pytest tests benchmarks --benchmark-disable -q
+
+## The contract suite alone: every front-end x event loop x codec twin against real servers and real
+## proxies (tinyproxy, microsocks, dante-server, nginx, ssh -D: .ci/run installs them; missing ones skip).
+test-contract: $(STAMP)
+	$(BIN)/python -m pytest tests/contract -q
 
 ## Force the pure-Python twins everywhere (WSFAST_NO_EXTENSIONS=1).
 test-pure: $(STAMP)
