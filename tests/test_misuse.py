@@ -37,12 +37,14 @@ from servers import (
     accept_then,
     echo,
     send_then_close,
+    server_close,
     server_frame,
 )
 from wsfast import (
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
+    ConnectionClosedOK,
     MessageDecodeError,
     Opcode,
     WebSocketClient,
@@ -466,6 +468,25 @@ def test_threaded_ping_timeout_and_connection_end(client_factory: Callable[..., 
         pinger.shutdown()
         with pytest.raises(ConnectionClosed):
             client.ping()
+
+
+def test_threaded_ping_ends_with_the_servers_close(client_factory: Callable[..., WebSocketClient]) -> None:
+    """Nothing follows the server's CLOSE (RFC 6455 §5.5.1): a ping() waiting then ends at once."""
+
+    def handler(conn: RawConnection) -> None:
+        conn.accept()
+        frame = conn.read_frame()
+        assert frame is not None
+        assert frame.opcode == PING
+        conn.send(server_close(1001, "going away"))  # no PONG
+        conn.read_until_close()
+
+    with RawServer(handler) as server:
+        client = client_factory(server.url(), ping_interval=None)
+        client.connect()
+        with pytest.raises(ConnectionClosedOK) as info:
+            client.ping(timeout=WAIT)
+        assert (info.value.code, info.value.reason) == (1001, "going away")
 
 
 def test_threaded_ping_and_wait_from_the_event_thread_raise(

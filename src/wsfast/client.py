@@ -807,10 +807,20 @@ class WebSocketClient(Observable):
                 self._call(self._on_pong, event.payload)
         elif isinstance(event, Close):
             self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
+            if self._pings:
+                self._pings_unanswered()
         elif isinstance(event, MessageDecodeError):
             self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
         elif self._callback is not None:
             self._call(self._callback, event)
+
+    def _pings_unanswered(self) -> None:
+        """The server's CLOSE came: nothing follows it (RFC 6455 §5.5.1), so no PONG will."""
+        with self._ping_lock:
+            pending, self._pings = list(self._pings.values()), {}
+        for ping in pending:
+            assert ping.protocol is not None  # set when it was registered
+            ping.fail(ping.protocol.closed_exception())
 
     def _pong_received(self, payload: bytes) -> None:
         """Answer the :meth:`ping` calls a PONG settles: its own, and every earlier one (§5.5.3)."""
@@ -1069,36 +1079,46 @@ class WebSocketClient(Observable):
 
 
 class _PendingPing:
-    """A :meth:`WebSocketClient.ping` waiting for its PONG (answered by the event thread)."""
+    """A :meth:`WebSocketClient.ping` waiting for its PONG: settled by the event thread (the PONG, or
+    the server's CLOSE, after which no PONG can come), or found ended by the waiter itself."""
 
-    # How often a waiting ping() looks whether its connection ended (the end of the connection is not
-    # signalled to it otherwise); a PONG wakes it at once.
+    # How often a waiting ping() looks whether its connection ended without a CLOSE (a TCP reset, a
+    # keepalive timeout): that end is not signalled to it otherwise. A PONG or a CLOSE wakes it at once.
     POLL = 0.05
 
     def __init__(self) -> None:
         self.sent_at = 0.0
-        self.rtt = 0.0
-        self.closed = threading.Event()
+        self.closed = threading.Event()  # the connection's end (WebSocketClient._closed)
         self.protocol: ClientProtocol | None = None
-        self._answered = threading.Event()
+        self._rtt = 0.0
+        self._error: ConnectionClosed | None = None
+        self._settled = threading.Event()
 
     def answer(self, received_at: float) -> None:
-        self.rtt = max(0.0, received_at - self.sent_at)
-        self._answered.set()
+        self._rtt = max(0.0, received_at - self.sent_at)
+        self._settled.set()
+
+    def fail(self, error: ConnectionClosed) -> None:
+        self._error = error
+        self._settled.set()
+
+    def _outcome(self) -> float:
+        if self._error is not None:
+            raise self._error
+        return self._rtt
 
     def wait(self, timeout: float | None) -> float:
         """The round-trip time once the PONG came; ConnectionClosed or TimeoutError otherwise."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             step = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())
-            if self._answered.wait(max(0.0, step)):
-                return self.rtt
+            if self._settled.wait(max(0.0, step)):
+                return self._outcome()
             if self.closed.is_set():
-                if self._answered.is_set():
-                    return self.rtt
-                if self.protocol is not None:
-                    raise self.protocol.closed_exception()
-                raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "connection ended before the PONG")
+                if self._settled.is_set():
+                    return self._outcome()
+                assert self.protocol is not None  # set with closed, before the PING went out
+                raise self.protocol.closed_exception()
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError(f"no PONG within {timeout} s")
 
