@@ -192,6 +192,25 @@ class TestSendThreadsafe:
         assert unhandled == []
         assert "never retrieved" not in caplog.text
 
+    def test_a_send_waiting_to_drain_fails_its_future_on_close(
+        self, run: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with RawServer(hold_open) as server:
+
+            async def main() -> None:
+                ws = await wsfast.connect(server.url(), close_timeout=0.3, ping_interval=None)
+                big = b"\x00" * (64 * 2**20)  # more than the socket buffers take: the send waits
+                future = await asyncio.to_thread(ws.send_threadsafe, big)
+                await settle()
+                assert not future.done()
+                await ws.close()
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(asyncio.wrap_future(future), WAIT)
+
+            with caplog.at_level(logging.DEBUG):
+                run(main)
+        assert "never retrieved" not in caplog.text
+
     def test_after_the_loop_ended_it_returns_a_failed_future(self, run: Any) -> None:
         with WebsocketsServer(echo) as server:
 
