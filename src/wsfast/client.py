@@ -44,6 +44,7 @@ from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
 from .exceptions import (
+    ConcurrencyError,
     ConnectionClosed,
     HandshakeError,
     MessageDecodeError,
@@ -124,7 +125,10 @@ class WebSocketClient(Observable):
         max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
         loads: applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec decoder); the
-            callback receives its result. A message *loads* rejects is logged and skipped.
+            callback receives its result. A message *loads* rejects never reaches the callback as a
+            message: it is logged (the :class:`~wsfast.MessageDecodeError`, its bytes in ``.payload``) and
+            skipped, the connection stays open, and it is counted in ``stats().decode_errors`` (the
+            asyncio client's ``recv()`` raises it instead).
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate` with parameters) offers permessage-deflate
             (RFC 7692). Off by default: it costs CPU on every message and pays only on compressible feeds.
         ping_interval: seconds between keepalive PINGs (default 20; ``None``: none). They go out whatever
@@ -249,6 +253,8 @@ class WebSocketClient(Observable):
         self._on_connect = on_connect
         self._on_disconnect = on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
+        self._pings: dict[bytes, _PendingPing] = {}  # ping() calls waiting for their PONG
+        self._ping_lock = threading.Lock()
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._sock: socket.socket | None = None
@@ -285,8 +291,9 @@ class WebSocketClient(Observable):
 
     @property
     def url(self) -> str:
-        """The URL given to the constructor."""
-        return self._url_text
+        """The URL given to the constructor, without its password (as the asyncio client's
+        :attr:`wsfast.asyncio.WebSocket.url`): safe to log or show."""
+        return self._url.safe_url()
 
     @property
     def connection_id(self) -> int:
@@ -797,19 +804,45 @@ class WebSocketClient(Observable):
                 self._last_message_at = now
 
     def _deliver(self, event: Any) -> None:
-        """Hand one processed event to the matching callback."""
+        """Hand one processed event to the matching callback. A :class:`~wsfast.MessageDecodeError`
+        (a message *loads* rejected, counted in ``stats().decode_errors``) is logged, never delivered."""
         if isinstance(event, Ping):
             if self._on_ping is not None:
                 self._call(self._on_ping, event.payload)
         elif isinstance(event, Pong):
+            if self._pings:
+                self._pong_received(event.payload)
             if self._on_pong is not None:
                 self._call(self._on_pong, event.payload)
         elif isinstance(event, Close):
             self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
+            if self._pings:
+                self._pings_unanswered()
         elif isinstance(event, MessageDecodeError):
             self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
         elif self._callback is not None:
             self._call(self._callback, event)
+
+    def _pings_unanswered(self) -> None:
+        """The server's CLOSE came: nothing follows it (RFC 6455 §5.5.1), so no PONG will."""
+        with self._ping_lock:
+            pending, self._pings = list(self._pings.values()), {}
+        for ping in pending:
+            assert ping.protocol is not None  # set when it was registered
+            ping.fail(ping.protocol.closed_exception())
+
+    def _pong_received(self, payload: bytes) -> None:
+        """Answer the :meth:`ping` calls a PONG settles: its own, and every earlier one (§5.5.3)."""
+        received_at = self._last_received_at  # when it was read, whatever callbacks ran since
+        with self._ping_lock:
+            answered = self._pings.pop(payload, None)
+            if answered is None:
+                return  # unsolicited, or a keepalive PING's
+            for key, earlier in list(self._pings.items()):
+                if earlier.sent_at <= answered.sent_at:
+                    del self._pings[key]
+                    earlier.answer(received_at)
+            answered.answer(received_at)
 
     def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
         try:
@@ -894,9 +927,52 @@ class WebSocketClient(Observable):
         """
         self._send_frame(lambda protocol: protocol.send_frame(data, opcode, fin))
 
-    def ping(self, payload: str | BytesLike = b"") -> None:
-        """Send a PING (at most 125 bytes of payload)."""
-        self._send_frame(lambda protocol: protocol.send_ping(payload))
+    def ping(self, payload: str | BytesLike | None = None, *, timeout: float | None = None) -> float:
+        """Send a PING and wait for its PONG; return the round-trip time in seconds. Thread-safe.
+
+        *payload* (at most 125 bytes) defaults to 4 random bytes, so concurrent pings are told apart. A
+        PONG answers the PING with its payload and every earlier one (RFC 6455 §5.5.3: a PONG may answer
+        only the most recent PING). The time is taken when the PONG is read from the socket, before
+        any callback runs.
+
+        Raises:
+            ValueError: a PING with this payload already waits for its PONG, or it is over 125 bytes.
+            ConnectionClosed: the connection is not open, or it ended before the PONG.
+            TimeoutError: no PONG within *timeout* seconds (the connection stays open).
+            ConcurrencyError: called from a callback (the event thread), which would wait for the PONG
+                it alone can read: send the PING with ``send_frame(payload, Opcode.PING)`` and see the
+                PONG in *on_pong*.
+        """
+        thread = self._thread
+        if thread is not None and threading.current_thread() is thread:
+            raise ConcurrencyError(
+                "ping() called from a callback: it would wait for a PONG that only this event thread "
+                "reads; send the PING with send_frame(payload, Opcode.PING) and see the PONG in on_pong"
+            )
+        if payload is None:
+            data = os.urandom(4)
+        else:
+            data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        pending = _PendingPing()
+
+        def build(protocol: ClientProtocol) -> bytes:
+            with self._ping_lock:
+                if data in self._pings:
+                    raise ValueError("a PING with this payload is already waiting for its PONG")
+                frame = protocol.send_ping(data)
+                pending.closed = self._closed  # this connection's end (the write lock is held)
+                pending.protocol = protocol
+                pending.sent_at = time.monotonic()
+                self._pings[data] = pending
+            return frame
+
+        try:
+            self._send_frame(build)
+            return pending.wait(timeout)
+        finally:
+            with self._ping_lock:
+                if self._pings.get(data) is pending:
+                    del self._pings[data]
 
     def pong(self, payload: str | BytesLike = b"") -> None:
         """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""
@@ -986,7 +1062,10 @@ class WebSocketClient(Observable):
         if thread is None:
             return True
         if threading.current_thread() is thread:
-            raise RuntimeError("wait() called from the event thread would wait for itself")
+            raise ConcurrencyError(
+                "wait() called from a callback would wait for the event thread, this one, to end: "
+                "call disconnect() there, and wait() from another thread"
+            )
         thread.join(timeout)
         return not thread.is_alive()
 
@@ -1006,6 +1085,51 @@ class WebSocketClient(Observable):
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
+
+
+class _PendingPing:
+    """A :meth:`WebSocketClient.ping` waiting for its PONG: settled by the event thread (the PONG, or
+    the server's CLOSE, after which no PONG can come), or found ended by the waiter itself."""
+
+    # How often a waiting ping() looks whether its connection ended without a CLOSE (a TCP reset, a
+    # keepalive timeout): that end is not signalled to it otherwise. A PONG or a CLOSE wakes it at once.
+    POLL = 0.05
+
+    def __init__(self) -> None:
+        self.sent_at = 0.0
+        self.closed = threading.Event()  # the connection's end (WebSocketClient._closed)
+        self.protocol: ClientProtocol | None = None
+        self._rtt = 0.0
+        self._error: ConnectionClosed | None = None
+        self._settled = threading.Event()
+
+    def answer(self, received_at: float) -> None:
+        self._rtt = max(0.0, received_at - self.sent_at)
+        self._settled.set()
+
+    def fail(self, error: ConnectionClosed) -> None:
+        self._error = error
+        self._settled.set()
+
+    def _outcome(self) -> float:
+        if self._error is not None:
+            raise self._error
+        return self._rtt
+
+    def wait(self, timeout: float | None) -> float:
+        """The round-trip time once the PONG came; ConnectionClosed or TimeoutError otherwise."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())
+            if self._settled.wait(max(0.0, step)):
+                return self._outcome()
+            if self.closed.is_set():
+                if self._settled.is_set():
+                    return self._outcome()
+                assert self.protocol is not None  # set with closed, before the PING went out
+                raise self.protocol.closed_exception()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no PONG within {timeout} s")
 
 
 def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:

@@ -112,8 +112,9 @@ class MessageDecodeError(WebSocketError):
     """The ``loads`` hook raised on a text message; the connection itself is fine.
 
     The decoder puts this object in its output in place of the message, so that one message the
-    application cannot parse neither kills the connection nor disappears. ``recv()`` raises it, an
-    inline ``on_message`` callback is skipped for it (the error is logged).
+    application cannot parse neither kills the connection nor disappears. ``recv()`` and ``async for``
+    raise it; callbacks (the threaded client's, the asyncio ``on_message``) never receive it: it is logged
+    and skipped. Both clients count it in ``stats().decode_errors``.
 
     Attributes:
         payload: the message's bytes (valid UTF-8). ``__cause__`` is the exception *loads* raised.

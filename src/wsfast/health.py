@@ -358,6 +358,8 @@ class Stats:
     pings_received: int = 0
     pongs_received: int = 0
     pings_sent: int = 0
+    decode_errors: int = 0
+    """TEXT messages the ``loads`` option rejected (raised by ``recv()``, skipped by callbacks)."""
     last_rtt: float | None = None
     reconnects: int = 0
     dropped: int = 0
@@ -380,4 +382,5 @@ PROTOCOL_COUNTERS = (
     "pings_received",
     "pongs_received",
     "pings_sent",
+    "decode_errors",
 )

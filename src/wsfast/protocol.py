@@ -19,7 +19,13 @@ from typing import TYPE_CHECKING, Any
 from . import _impl, codec
 from ._typing import BytesLike
 from .deflate import Compressor, Negotiated
-from .exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
+from .exceptions import (
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    MessageDecodeError,
+    ProtocolError,
+)
 from .frames import Close, CloseCode, Opcode, Ping, Pong
 
 if TYPE_CHECKING:  # both twins have the same interface; the pure-Python one carries the annotations
@@ -115,6 +121,8 @@ class ClientProtocol:
         self.messages_sent = 0
         self.bytes_sent = 0
         self.pings_sent = 0
+        self.decode_errors = 0
+        """TEXT messages *loads* rejected (each one a :class:`~wsfast.MessageDecodeError` event)."""
         #: Whether the last :meth:`receive_data` result may hold anything but data messages. When it
         #: is ``False`` every event is a message, and an I/O layer may hand them on without looking
         #: at their types (the inline fast path). A plain attribute, not a property: it is read after
@@ -215,6 +223,10 @@ class ClientProtocol:
         elif kind is Close:
             self._other_control_received += 1
             self._receive_close(event)
+        elif kind is MessageDecodeError:
+            # The codec counts it as a control item, so it always comes through here, never through the
+            # data-only fast path of receive_data().
+            self.decode_errors += 1
         return True
 
     def finish_receive(self) -> None:

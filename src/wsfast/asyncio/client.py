@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import enum
 import inspect
@@ -24,6 +25,7 @@ import logging
 import os
 import socket
 import ssl as ssl_module
+import threading
 import time
 import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
@@ -37,6 +39,8 @@ from .._typing import BytesLike
 from ..config import Config, checks_options
 from ..deflate import Deflate
 from ..exceptions import (
+    ConcurrencyError,
+    ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
@@ -80,6 +84,8 @@ class OverflowPolicy(str, enum.Enum):
 # Queued behind the messages that preceded a protocol error: reaching it fails the connection.
 _FAILURE = object()
 
+_LOOP_CLOSED = "the event loop that owned the connection is closed"
+
 # uvloop runs due timers before it polls the socket: a keepalive verdict reached by a timer that fired
 # late (the loop was busy) waits this long, so that what already arrived is read first.
 _LATE_TIMER = 0.05
@@ -87,6 +93,11 @@ _LATE_TIMER = 0.05
 WebSocketHook = Callable[["WebSocket"], "Awaitable[None] | None"]
 
 _monotonic = time.monotonic
+# The owner check of the hot paths (send_nowait, recv and iteration with a message ready): one C call,
+# ~30 ns, where asyncio.get_running_loop() costs ~100 ns on 3.11 (it calls getpid()). A call from another
+# loop *in the same thread* can only come while the owning loop is not running: there is no race then.
+# send() adds loop.is_running() for it; the paths that wait check the running loop (WebSocket._check_loop).
+_get_ident = threading.get_ident
 
 
 async def _logged(awaitable: Awaitable[Any], name: str) -> None:
@@ -224,7 +235,11 @@ class connect:
         overflow: an :class:`OverflowPolicy` (``"pause"`` by default: TCP backpressure, nothing lost).
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
         loads: a callable applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec
-            decoder), so JSON never round-trips through ``str``.
+            decoder), so JSON never round-trips through ``str``. A message it rejects is never handed on
+            as a message: :meth:`WebSocket.recv` and ``async for`` raise
+            :class:`~wsfast.MessageDecodeError` for it (its bytes in ``.payload``; the connection stays
+            usable), *on_message* never sees it (it is logged and skipped); either way it is counted in
+            ``stats().decode_errors``.
         compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
             off by default, as it costs CPU on every message and pays only on compressible feeds.
         ping_interval, ping_timeout: keepalive, as for :class:`wsfast.WebSocketClient` (20 s each by
@@ -524,7 +539,11 @@ def _set_nodelay(transport: asyncio.BaseTransport | None) -> None:
 class WebSocket(Observable):
     """An open WebSocket connection (asyncio). Create it with :func:`wsfast.connect`.
 
-    Its methods must be called from the event loop that opened it.
+    It belongs to the event loop that opened it: its methods called from another thread or event loop
+    raise :class:`~wsfast.ConcurrencyError`, except :meth:`send_threadsafe`, made for other threads. Once
+    that loop is closed (``asyncio.run()`` returned), :attr:`open` is ``False`` and :attr:`state` is
+    ``CLOSED``. One reader at a time: a second :meth:`recv` while one waits raises
+    :class:`~wsfast.ConcurrencyError`.
     """
 
     def __init__(
@@ -594,6 +613,7 @@ class WebSocket(Observable):
         self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
+        self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
         self._connection: _Connection | None = None
         self._queue: collections.deque[Any] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
@@ -693,21 +713,71 @@ class WebSocket(Observable):
     # Properties
 
     @property
+    def url(self) -> str:
+        """The URL of the current connection (after redirects), without its password (as the threaded
+        client's :attr:`wsfast.WebSocketClient.url`)."""
+        return self._current_url.safe_url()
+
+    @url.setter
+    def url(self, url: WebSocketURL) -> None:
+        self._current_url = url
+
+    @property
     def state(self) -> State:
+        """The protocol state; ``CLOSED`` once the event loop that owned the connection is closed."""
+        if self._loop.is_closed():
+            return State.CLOSED
         return self._core.state
 
     @property
     def open(self) -> bool:
-        return self._core.state is State.OPEN
+        """Whether messages can be sent and received: ``False`` once the connection is closing or
+        closed, and once the event loop that owned it is closed (after ``asyncio.run()`` returned)."""
+        return self._core.state is State.OPEN and not self._loop.is_closed()
 
     @property
     def close_code(self) -> int | None:
-        """How the connection ended (the server's code, ours if we failed it, 1006), or None if open."""
-        return self._core.close_code if self._core.state is State.CLOSED else None
+        """How the connection ended (the server's code, ours if we failed it, 1006), or None if open.
+        1006 once the event loop that owned the connection is closed."""
+        if self._core.state is State.CLOSED:
+            return self._core.close_code
+        return CloseCode.ABNORMAL_CLOSURE if self._loop.is_closed() else None
 
     @property
     def close_reason(self) -> str | None:
-        return self._core.close_reason if self._core.state is State.CLOSED else None
+        if self._core.state is State.CLOSED:
+            return self._core.close_reason
+        return _LOOP_CLOSED if self._loop.is_closed() else None
+
+    # Ownership: the event loop (and its thread) that opened the connection
+
+    def _misuse(self, method: str) -> ConcurrencyError:
+        """The error for a call to *method* from outside the owning event loop."""
+        if self._loop.is_closed():
+            return ConcurrencyError(
+                f"WebSocket.{method}() called after the event loop that owned the connection was closed "
+                "(the connection ended with it): open a new connection in the running loop"
+            )
+        return ConcurrencyError(
+            f"WebSocket.{method}() called from another thread or event loop than the one that owns the "
+            "connection: from another thread use send_threadsafe(), or run the call in the owning loop "
+            "with asyncio.run_coroutine_threadsafe()"
+        )
+
+    def _check_loop(self, method: str) -> None:
+        """Refuse a call from another thread, or from another event loop in the owning thread."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise self._misuse(method)
+
+    def _loop_closed_error(self) -> ConnectionClosed:
+        """How the connection ended, for a caller that finds its event loop closed."""
+        if self._core.state is State.CLOSED:
+            return self._core.closed_exception()
+        return ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, _LOOP_CLOSED)
 
     # The receive path (called by _Connection)
 
@@ -844,7 +914,10 @@ class WebSocket(Observable):
                     queue.popleft()
                     self.dropped += 1
             elif len(queue) > self._max_queue:
-                queue.clear()
+                # The messages queued before the overflow stay readable; recv() raises the error after
+                # them. Those beyond max_queue are the overflow: the connection fails on them.
+                while len(queue) > self._max_queue:
+                    queue.pop()
                 reason = f"receive queue overflow (max_queue={self._max_queue})"
                 self._overflow_error = ConnectionClosedError(
                     CloseCode.POLICY_VIOLATION, reason, self._core.close_received is not None
@@ -1016,14 +1089,22 @@ class WebSocket(Observable):
             MessageDecodeError: *loads* failed on this message (its bytes are in ``.payload``); the
                 connection stays usable.
             TimeoutError: no message within *timeout* seconds (the connection stays usable).
+            ConcurrencyError: another ``recv()`` (or ``async for``) is already waiting for the next
+                message: one reader at a time (a second waiter could never be served in order); or
+                the call comes from another thread or event loop than the connection's.
             RuntimeError: the connection was opened with *on_message*, which receives every message.
+
+        With ``overflow="error"``, the messages queued before the overflow are returned first; the
+        :class:`~wsfast.ConnectionClosedError` (1008) is raised after them.
         """
+        if _get_ident() != self._thread_id:
+            raise self._misuse("recv")
         if self._on_message is not None:
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
-        if self._overflow_error is not None:
-            raise self._overflow_error
         while not queue:
+            if self._overflow_error is not None:
+                raise self._overflow_error
             core = self._core
             if core.state is State.CLOSED or core.failed:
                 if not self._may_reconnect():
@@ -1032,6 +1113,12 @@ class WebSocket(Observable):
             elif core.close_received is not None and core.state is not State.OPEN:
                 await self._wait_closed_briefly()
                 continue
+            if self._recv_waiter is not None:
+                raise ConcurrencyError(
+                    "recv() called while another recv() (or async for) is waiting for the next message: "
+                    "read from one task and hand messages on (an asyncio.Queue, say)"
+                )
+            self._check_loop("recv")  # waiting: the owning loop must be the running one
             waiter = self._loop.create_future()
             self._recv_waiter = waiter
             try:
@@ -1081,6 +1168,9 @@ class WebSocket(Observable):
         return self
 
     async def __anext__(self) -> Any:
+        """The next message, as :meth:`recv` (same errors); ends after a normal close."""
+        if _get_ident() != self._thread_id:
+            raise self._misuse("__anext__")
         queue = self._queue
         if queue and queue[0] is not _FAILURE:
             # Fast path: a message is ready; one coroutine per message instead of two.
@@ -1118,42 +1208,112 @@ class WebSocket(Observable):
             self._drain_waiter.set_result(None)
 
     async def _drain(self) -> None:
+        """Wait until the transport's buffer drained; ConnectionClosed if the connection ends first."""
         if self._writing_paused and self._core.state is not State.CLOSED:
-            self._drain_waiter = self._loop.create_future()
-            await self._drain_waiter
+            self._check_loop("send")
+            core = self._core
+            waiter = self._drain_waiter
+            if waiter is None or waiter.done():
+                # One future for every sender waiting (a second one must not orphan the first).
+                waiter = self._drain_waiter = self._loop.create_future()
+            await asyncio.shield(waiter)
+            if core.state is State.CLOSED or core is not self._core:
+                # close() (or the end of the connection) woke us: the bytes may never leave.
+                raise core.closed_exception()
 
     async def send(self, data: str | BytesLike) -> None:
         """Send a message: ``str`` as TEXT, bytes-like as BINARY; waits if the socket buffer is full.
 
         Raises:
-            ConnectionClosed: the connection is not open.
+            ConnectionClosed: the connection is not open, or it ended while the send waited.
+            ConcurrencyError: called from another thread or event loop (use :meth:`send_threadsafe`).
         """
+        if _get_ident() != self._thread_id or not self._loop.is_running():
+            # Another thread; or, in this thread, another loop (a later asyncio.run(), say): the
+            # owning loop cannot be running then. Cheaper than _check_loop() (~50 ns against ~200).
+            raise self._misuse("send")
         frame = self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data)
         self._write(frame)
         if self._writing_paused:
             await self._drain()
 
     async def send_frame(self, data: str | BytesLike, opcode: int, fin: bool = True) -> None:
-        """Send one raw frame (manual fragmentation: TEXT/BINARY with ``fin=False``, then CONT frames)."""
+        """Send one raw frame (manual fragmentation: TEXT/BINARY with ``fin=False``, then CONT frames).
+
+        Raises:
+            ValueError: an invalid opcode or control frame, or CLOSE (use :meth:`close`).
+            ConnectionClosed: the connection is not open, or it ended while the send waited.
+            ConcurrencyError: called from another thread or event loop.
+        """
+        self._check_loop("send_frame")
         self._write(self._core.send_frame(data, opcode, fin))
         if self._writing_paused:
             await self._drain()
 
     def send_nowait(self, data: str | BytesLike) -> None:
         """Send a message at once, without waiting for the socket buffer to drain: for inline
-        ``on_message`` callbacks, which cannot await. Raises :class:`~wsfast.ConnectionClosed` unless
-        open."""
+        ``on_message`` callbacks, which cannot await.
+
+        Raises:
+            ConnectionClosed: the connection is not open.
+            ConcurrencyError: called from another thread (use :meth:`send_threadsafe`).
+        """
+        if _get_ident() != self._thread_id:
+            raise self._misuse("send_nowait")
         self._write(self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data))
 
-    def send_threadsafe(self, data: str | BytesLike) -> None:
-        """Schedule :meth:`send` from another thread (fire and forget)."""
-        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(self.send(data)))
+    def send_threadsafe(self, data: str | BytesLike) -> concurrent.futures.Future[None]:
+        """Send a message from any thread; the only method that may be called outside the owning loop.
+
+        Returns a :class:`concurrent.futures.Future`: its result is ``None`` once the frame is written
+        (after the socket buffer drained, if it was full), or it holds the error:
+        :class:`~wsfast.ConnectionClosed` when the connection is closed, ended while waiting, or its
+        event loop is closed. Wait with ``future.result(timeout)``, or ignore it (fire and forget):
+        nothing is logged either way.
+        """
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        try:
+            self._loop.call_soon_threadsafe(self._send_for, data, future)
+        except RuntimeError:  # the loop is closed: the connection ended with it
+            future.set_exception(self._loop_closed_error())
+        return future
+
+    def _send_for(self, data: str | BytesLike, future: concurrent.futures.Future[None]) -> None:
+        """:meth:`send_threadsafe`, in the owning loop: send, then settle *future*."""
+        if not future.set_running_or_notify_cancel():
+            return  # cancelled before the loop got to it
+        try:
+            self.send_nowait(data)
+        except Exception as exc:
+            future.set_exception(exc)
+            return
+        if not self._writing_paused:
+            future.set_result(None)
+            return
+
+        def settle(task: asyncio.Task[None]) -> None:
+            if task.cancelled():
+                future.set_exception(self._loop_closed_error())
+            elif (error := task.exception()) is not None:  # retrieved: never "never retrieved"
+                future.set_exception(error)
+            else:
+                future.set_result(None)
+
+        self._loop.create_task(self._drain()).add_done_callback(settle)
 
     async def ping(self, payload: str | BytesLike | None = None) -> float:
         """Send a PING and wait for its PONG; return the round-trip time in seconds.
 
-        *payload* defaults to 4 random bytes, so concurrent pings are told apart.
+        *payload* defaults to 4 random bytes, so concurrent pings are told apart. A PONG answers the
+        PING with its payload and every earlier one (RFC 6455 §5.5.3: a PONG may answer only the most
+        recent PING).
+
+        Raises:
+            ValueError: a PING with this payload already waits for its PONG, or it is over 125 bytes.
+            ConnectionClosed: the connection is not open, or it ended before the PONG.
+            ConcurrencyError: called from another thread or event loop.
         """
+        self._check_loop("ping")
         data = (
             os.urandom(4)
             if payload is None
@@ -1168,7 +1328,13 @@ class WebSocket(Observable):
         return await future
 
     async def pong(self, payload: str | BytesLike = b"") -> None:
-        """Send a PONG: the answer to a PING from *on_ping*, or a unidirectional keep-alive."""
+        """Send a PONG: the answer to a PING from *on_ping*, or a unidirectional keep-alive.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: called from another thread or event loop.
+        """
+        self._check_loop("pong")
         self._write(self._core.send_pong(payload))
 
     # Closing
@@ -1176,8 +1342,15 @@ class WebSocket(Observable):
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with a closing handshake (RFC 6455 §7.1.2), waiting up to *close_timeout* for it.
 
-        With *reconnect*, this also ends reconnecting (a pending reconnection is cancelled).
+        With *reconnect*, this also ends reconnecting (a pending reconnection is cancelled). Every call
+        waiting on the connection is woken with :class:`~wsfast.ConnectionClosed`: :meth:`recv` (and
+        ``async for``, which ends after a normal close), :meth:`ping`, and sends waiting for the socket
+        buffer to drain.
+
+        Raises:
+            ConcurrencyError: called from another thread or event loop.
         """
+        self._check_loop("close")
         self._stopping = True
         task = self._reconnect_task
         if task is not None:
@@ -1244,7 +1417,12 @@ class WebSocket(Observable):
             raise self._gave_up or self._core.closed_exception()
 
     async def wait_closed(self) -> None:
-        """Wait until the connection is closed (with *reconnect*: until no connection will follow)."""
+        """Wait until the connection is closed (with *reconnect*: until no connection will follow).
+
+        Raises:
+            ConcurrencyError: called from another thread or event loop.
+        """
+        self._check_loop("wait_closed")
         await asyncio.shield(self._closed)
 
     def __repr__(self) -> str:
