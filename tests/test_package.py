@@ -33,6 +33,9 @@ CORE_MODULES = [
     "protocol.py",
     "health.py",
     "deflate.py",
+    "opening.py",
+    "socks.py",
+    "proxies.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 
