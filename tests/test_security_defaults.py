@@ -22,7 +22,7 @@ import pytest
 import wsfast
 from servers import RawConnection, RawServer, redirect_response, server_frame
 from wsfast import ConnectionClosedError, InvalidStatus, InvalidURL
-from wsfast._net import make_ssl_context
+from wsfast._opening_io import make_ssl_context
 from wsfast.client import WebSocketClient
 from wsfast.http11 import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS
 
@@ -184,7 +184,7 @@ class TestCredentialsAreNeverLogged:
                 texts.append(str(invalid.value))
             # The option registry rejects the proxy at construction (wsfast.options), password masked.
             with pytest.raises(wsfast.OptionError) as proxy_error:
-                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
+                WebSocketClient(None, "ws://127.0.0.1:1/", proxy="ftp://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
         self.check(lines + texts + [caplog.text])
 
@@ -200,7 +200,7 @@ class TestCredentialsAreNeverLogged:
                 await wsfast.connect(url, **options)
             texts.append(str(refused.value))
             with pytest.raises(wsfast.OptionError) as proxy_error:
-                wsfast.connect("ws://127.0.0.1:1/", proxy="socks5://u:S3CRET-PROXY@p:1")
+                wsfast.connect("ws://127.0.0.1:1/", proxy="ftp://u:S3CRET-PROXY@p:1")
             texts.append(str(proxy_error.value))
 
         with caplog.at_level(logging.DEBUG), RawServer(self.server) as server:

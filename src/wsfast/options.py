@@ -31,9 +31,10 @@ from urllib.parse import urlsplit
 from . import codec
 from .__version__ import __version__
 from .deflate import Deflate
-from .exceptions import OptionError, OptionTypeError
+from .exceptions import InvalidURL, OptionError, OptionTypeError
 from .handshake import CREDENTIAL_HEADERS, to_deflate
 from .health import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, ReconnectPolicy
+from .proxies import parse_proxy
 
 __all__ = [
     "ASYNCIO",
@@ -264,12 +265,25 @@ def _coerce_ssl(option: Option, value: Any, from_text: bool) -> ssl_module.SSLCo
     raise _wrong_type(option, value)
 
 
-def _coerce_proxy(option: Option, value: Any, from_text: bool) -> str:
+def _coerce_proxy(option: Option, value: Any, from_text: bool) -> str | bool:
+    if value is True or (from_text and isinstance(value, str) and value.strip().lower() in ("true", "env")):
+        return True  # from the environment (wsfast.proxies.proxy_from_environment)
+    if value is False:
+        raise OptionTypeError(f"option {option.name!r}: use None for no proxy, not False")
     text = _coerce_str(option, value, from_text)
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "") or not parts.hostname:
-        raise OptionError(f"unsupported proxy {mask_url(text)!r}: use http://[user:password@]host:port")
+    try:
+        parse_proxy(text)
+    except InvalidURL as exc:
+        raise OptionError(f"option {option.name!r}: {exc}") from None
     return text
+
+
+def _coerce_socket(option: Option, value: Any, from_text: bool) -> Any:
+    if hasattr(value, "fileno") and hasattr(value, "recv") and hasattr(value, "sendall"):
+        return value
+    raise OptionTypeError(
+        f"option {option.name!r} must be a connected socket.socket, not {type(value).__name__}"
+    )
 
 
 def _coerce_compression(option: Option, value: Any, from_text: bool) -> str | Deflate:
@@ -380,7 +394,8 @@ _TYPES: dict[str, _Type] = {
     ),
     "callable": _Type("callable", _coerce_callable),
     "ssl": _Type("ssl.SSLContext | bool | None", _coerce_ssl, _ssl_config),
-    "proxy": _Type("str (URL)", _coerce_proxy, _identity),
+    "proxy": _Type("str (URL) | True", _coerce_proxy, _identity),
+    "socket": _Type("socket.socket", _coerce_socket),
     "compression": _Type("str | wsfast.Deflate | None", _coerce_compression, _compression_config),
     "choice": _Type("str", _coerce_choice, _identity),
     "subscriber": _Type("queue.Queue | asyncio.Queue | callable", _coerce_subscriber),
@@ -491,8 +506,7 @@ OPTIONS: tuple[Option, ...] = (
         "open_timeout",
         "float",
         10.0,
-        "Seconds for TCP, TLS, the handshake and redirects together; None: no limit.",
-        clients=_ONLY_ASYNCIO,
+        "Seconds for TCP, TLS, the proxy, the handshake and redirects together; None: no limit.",
         nullable=True,
         minimum=0,
         exclusive=True,
@@ -526,8 +540,30 @@ OPTIONS: tuple[Option, ...] = (
         "proxy",
         "proxy",
         None,
-        "An HTTP proxy URL (http://[user:password@]host:port) to tunnel through with CONNECT; its "
+        "A proxy URL: http:// or https:// (CONNECT), socks4://, socks4a://, socks5://, socks5h:// "
+        "([user:password@]host[:port]), or true: from HTTPS_PROXY/HTTP_PROXY/ALL_PROXY and NO_PROXY; its "
         "password is masked in info().",
+        nullable=True,
+    ),
+    Option(
+        "proxy_ssl",
+        "ssl",
+        None,
+        "The ssl.SSLContext for an https:// proxy, or false to skip verifying it; verified by default.",
+        nullable=True,
+    ),
+    Option(
+        "unix_socket",
+        "str",
+        None,
+        "A Unix socket path to connect instead of TCP (the URL still gives Host and TLS).",
+        nullable=True,
+    ),
+    Option(
+        "sock",
+        "socket",
+        None,
+        "An already connected socket to open the WebSocket connection on (TLS for wss://, then the upgrade).",
         nullable=True,
     ),
     Option(
