@@ -66,7 +66,8 @@ def switching(request: bytes, extra: bytes = b"") -> bytes:
 
 def upgrade(opening: Opening, action: Any, host_header: str = "example.com", extra: bytes = b"") -> Open:
     """Answer the upgrade request *action* with a 101; return the Open action."""
-    assert isinstance(action, Send) and action.hop == "server"
+    assert isinstance(action, Send)
+    assert action.hop == "server"
     assert action.data.startswith(b"GET ")
     assert f"\r\nHost: {host_header}\r\n".encode() in action.data
     request = action.data
@@ -93,7 +94,8 @@ class TestDirect:
         assert opening.proxy is None
         assert [type(note) for note in notes] == [RequestSent, ResponseReceived]
         assert notes[0] == RequestSent(request, "handshake")
-        assert isinstance(notes[1], ResponseReceived) and notes[1].status == 101
+        assert isinstance(notes[1], ResponseReceived)
+        assert notes[1].status == 101
         with pytest.raises(RuntimeError, match="waits for"):
             opening.sent()
 
@@ -131,7 +133,8 @@ class TestDirect:
         with pytest.raises(InvalidStatus) as refused:
             opening.receive_data(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\nno")
         assert refused.value.status == 403
-        assert isinstance(notes[-1], ResponseReceived) and notes[-1].status == 403
+        assert isinstance(notes[-1], ResponseReceived)
+        assert notes[-1].status == 403
         with pytest.raises(RuntimeError):  # the opening is over
             opening.receive_data(b"more")
 
@@ -168,7 +171,8 @@ class TestHttpProxy:
         upgrade(opening, action)
         assert [type(n) for n in notes] == [RequestSent, ResponseReceived, RequestSent, ResponseReceived]
         assert notes[0] == RequestSent(connect_request("example.com:80", f"user:{SECRET}"), "proxy")
-        assert isinstance(notes[1], ResponseReceived) and (notes[1].status, notes[1].operation) == (
+        assert isinstance(notes[1], ResponseReceived)
+        assert (notes[1].status, notes[1].operation) == (
             200,
             "proxy",
         )
@@ -203,7 +207,8 @@ class TestHttpProxy:
         error = refused.value
         assert (error.status, error.hop, error.stage, error.body) == (407, "proxy", "proxy", b"no!")
         assert SECRET not in str(error)
-        assert isinstance(notes[-1], ResponseReceived) and notes[-1].status == 407
+        assert isinstance(notes[-1], ResponseReceived)
+        assert notes[-1].status == 407
 
     @pytest.mark.parametrize(
         ("answer", "message"),
@@ -334,12 +339,14 @@ class TestRedirects:
         opening, notes = make("ws://u:pw@example.com/old", headers=[("Cookie", "c=1")], authorization=None)
         opening.start()
         first = opening.connected()
-        assert b"Authorization: Basic" in first.data and b"Cookie: c=1" in first.data  # type: ignore[union-attr]
+        assert b"Authorization: Basic" in first.data
+        assert b"Cookie: c=1" in first.data
         assert redirect_to(opening, "/new") == Disconnect("server")
         assert notes[-1] == Redirected(302, "ws://u@example.com/new")
         assert opening.disconnected() == Connect("example.com", 80, "server")
         second = opening.connected()
-        assert b"GET /new " in second.data and b"Authorization: Basic" in second.data  # type: ignore[union-attr]
+        assert b"GET /new " in second.data
+        assert b"Authorization: Basic" in second.data
         assert b"Cookie: c=1" in second.data  # type: ignore[union-attr]
         assert upgrade(opening, second).url.resource == "/new"
         assert opening.redirects == 1
@@ -354,7 +361,9 @@ class TestRedirects:
         assert opening.disconnected() == Connect("other.example", 444, "server")
         assert opening.connected() == StartTLS(SERVER_CONTEXT, "other.example", "server")
         request = opening.tls_started().data  # type: ignore[union-attr]
-        assert b"T0KEN" not in request and b"Cookie" not in request and b"X-Keep: 1" in request
+        assert b"T0KEN" not in request
+        assert b"Cookie" not in request
+        assert b"X-Keep: 1" in request
 
     def test_too_many(self) -> None:
         opening, _ = make(max_redirects=1)
@@ -399,7 +408,8 @@ class TestRedirects:
         opening.connected()
         redirect_to(opening, "ws://other.example/")
         assert opening.disconnected() == Connect("proxy", 3128, "proxy")
-        assert opening.proxy is not None and opening.proxy.host == "proxy"
+        assert opening.proxy is not None
+        assert opening.proxy.host == "proxy"
         assert opening.connected() == Send(connect_request("other.example:80"), "proxy")
 
     def test_proxy_true_without_variables_is_direct(self) -> None:

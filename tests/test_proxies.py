@@ -33,14 +33,18 @@ class TestParse:
         assert proxy.password == expected.password
 
     def test_properties(self) -> None:
-        assert parse_proxy("https://p").tls and parse_proxy("https://p").is_http
-        assert not parse_proxy("socks5://p").remote_dns and parse_proxy("socks5h://p").remote_dns
-        assert parse_proxy("socks4a://p").remote_dns and not parse_proxy("socks4://p").remote_dns
+        assert parse_proxy("https://p").tls
+        assert parse_proxy("https://p").is_http
+        assert not parse_proxy("socks5://p").remote_dns
+        assert parse_proxy("socks5h://p").remote_dns
+        assert parse_proxy("socks4a://p").remote_dns
+        assert not parse_proxy("socks4://p").remote_dns
         assert parse_proxy("http://p").remote_dns
 
     def test_the_password_is_never_shown(self) -> None:
         proxy = parse_proxy(f"socks5://user:{SECRET}@proxy:1080")
-        assert SECRET not in repr(proxy) and SECRET not in str(proxy)
+        assert SECRET not in repr(proxy)
+        assert SECRET not in str(proxy)
         assert str(proxy) == "socks5://user:***@proxy:1080"
         assert str(parse_proxy("http://user@[::1]:3128")) == "http://user@[::1]:3128"
 

@@ -108,7 +108,8 @@ class TestSocks5:
         negotiation.receive_data(reply[:-1])
         assert not negotiation.established
         negotiation.receive_data(reply[-1:])
-        assert negotiation.established and negotiation.leftover == b""
+        assert negotiation.established
+        assert negotiation.leftover == b""
 
     def test_username_and_password(self) -> None:
         negotiation = Socks5Negotiation("example.com", 80, username="user", password="pass")
@@ -160,7 +161,8 @@ class TestSocks5:
         with pytest.raises(ProxyError) as refused:
             negotiation.receive_data(bytes([5, code, 0, 1]) + b"\x00" * 6)
         assert refused.value.status == code
-        assert isinstance(refused.value, OpeningError) and isinstance(refused.value, HandshakeError)
+        assert isinstance(refused.value, OpeningError)
+        assert isinstance(refused.value, HandshakeError)
 
     @pytest.mark.parametrize(
         ("answers", "message"),
