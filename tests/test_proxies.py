@@ -71,11 +71,10 @@ class TestParse:
     @pytest.mark.parametrize("make", ["threaded", "asyncio"])
     def test_clients_refuse_bad_proxies_at_construction(self, make: str) -> None:
         url = f"gopher://u:{SECRET}@proxy:70"
+        construct = wsfast.WebSocketClient if make == "threaded" else wsfast.connect
+        arguments = (None, "ws://127.0.0.1:1/") if make == "threaded" else ("ws://127.0.0.1:1/",)
         with pytest.raises(OptionError) as refused:
-            if make == "threaded":
-                wsfast.WebSocketClient(None, "ws://127.0.0.1:1/", proxy=url)
-            else:
-                wsfast.connect("ws://127.0.0.1:1/", proxy=url)
+            construct(*arguments, proxy=url)  # type: ignore[operator]
         assert SECRET not in str(refused.value)
         assert "socks5://" in str(refused.value)  # says what is supported
 

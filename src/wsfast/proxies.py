@@ -166,11 +166,13 @@ def bypasses_proxy(host: str, port: int, no_proxy: str) -> bool:
                 return True
             continue
         try:
-            if address is not None and ipaddress.ip_address(name) == address:
+            entry_address = ipaddress.ip_address(name)
+        except ValueError:
+            entry_address = None
+        if entry_address is not None:
+            if entry_address == address:
                 return True
             continue
-        except ValueError:
-            pass
         name = name.lstrip("*").lstrip(".").rstrip(".")
         if name and (host == name or host.endswith("." + name)):
             return True

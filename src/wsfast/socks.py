@@ -48,6 +48,13 @@ def _port(port: int) -> bytes:
     return port.to_bytes(2, "big")
 
 
+def _encode_name(host: str) -> bytes:
+    try:
+        return host.encode("idna")
+    except UnicodeError as exc:
+        raise ValueError(f"{host[:80]!r} is not a valid host name: {exc}") from None
+
+
 class SocksNegotiation:
     """What the SOCKS4 and SOCKS5 negotiations have in common: an output buffer and an input buffer."""
 
@@ -130,7 +137,7 @@ class Socks4Negotiation(SocksNegotiation):
                     "(or socks5:// for IPv6)"
                 ) from None
             self.name = "SOCKS4a"
-            request += b"\x00\x00\x00\x01" + user + b"\0" + host.encode("idna") + b"\0"
+            request += b"\x00\x00\x00\x01" + user + b"\0" + _encode_name(host) + b"\0"
         else:
             request += address.packed + user + b"\0"
         self._out += request
@@ -175,7 +182,7 @@ class Socks5Negotiation(SocksNegotiation):
         try:
             address = ipaddress.ip_address(host)
         except ValueError:
-            name = host.encode("idna")
+            name = _encode_name(host)
             if not 0 < len(name) < 256:
                 raise ValueError(f"a SOCKS5 host name is 1 to 255 bytes, not {len(name)}") from None
             destination = b"\x03" + bytes([len(name)]) + name
