@@ -134,7 +134,7 @@ class TestValidation:
         with pytest.raises(OptionError, match="compression"):
             options.validate({"compression": "gzip"})
         with pytest.raises(OptionError, match="unsupported proxy"):
-            options.validate({"proxy": "socks5://127.0.0.1:1080"})
+            options.validate({"proxy": "ftp://127.0.0.1:21"})
 
     def test_nullable_per_client(self) -> None:
         assert options.validate({"close_timeout": None}, ASYNCIO) == {"close_timeout": None}
