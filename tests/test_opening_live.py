@@ -391,3 +391,30 @@ class TestSockets:
             sock = socket.create_connection((HOST, proxy.port), timeout=TIMEOUT)
             assert echo_once(client, url, sock=sock, proxy=proxy.url(), **options) == "hello"
             assert proxy.tunnels == 1
+
+
+def test_tls_inside_tls_carries_a_stream(servers: Any, tls: Any, https_proxy: Process) -> None:
+    """The threaded client's TLS inside TLS (an SSLObject over memory BIOs) under load and keepalive: many
+    records arrive per socket read, and a record already received must never wait for the next poll."""
+    received: queue.Queue[Any] = queue.Queue()
+    ws = wsfast.WebSocketClient(
+        received.put,
+        servers["wss"].url(),
+        ssl=tls.client,
+        proxy=f"https://localhost:{https_proxy.port}",
+        proxy_ssl=tls.client,
+        ping_interval=0.2,  # the event thread polls the socket between messages: pending() matters
+        ping_timeout=TIMEOUT,
+        open_timeout=TIMEOUT,
+    )
+    ws.connect()
+    try:
+        messages = [f"{index}:" + "x" * (index * 37 % 5000) for index in range(400)]
+        for message in messages:
+            ws.send(message)
+        assert [received.get(timeout=TIMEOUT) for _ in messages] == messages
+        time.sleep(0.5)  # keepalive PINGs go out and their PONGs come back through both TLS layers
+        assert ws.is_open
+        assert ws.stats().last_rtt is not None
+    finally:
+        ws.disconnect()

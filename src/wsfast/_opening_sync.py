@@ -46,8 +46,11 @@ READ_SIZE = 65536
 
 class TLSOverTLS:
     """A TLS connection inside another one (the server's TLS inside an ``https://`` proxy's), with the
-    socket methods the threaded client uses. Writes are serialised (records never interleave); reads run on
-    one thread at a time, as the client's event thread does."""
+    socket methods the threaded client uses.
+
+    The ``SSLObject`` is used by one thread at a time (a lock around each call; never held while waiting on
+    the socket), so the event thread's reads and other threads' sends never interleave records.
+    """
 
     def __init__(
         self, outer: ssl_module.SSLSocket, context: ssl_module.SSLContext, server_hostname: str
@@ -56,52 +59,62 @@ class TLSOverTLS:
         self._incoming = ssl_module.MemoryBIO()
         self._outgoing = ssl_module.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
-        self._write_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._more = False  # the last read filled its buffer: records may wait in the incoming BIO
 
     def do_handshake(self) -> None:
         self._call(self._ssl.do_handshake)
 
-    def _flush(self) -> None:
-        with self._write_lock:
-            data = self._outgoing.read()
-            if data:
-                self._outer.sendall(data)
-
     def _call(self, operation: Any, *args: Any) -> Any:
+        """Run *operation* on the SSL object, feeding it from the socket while it wants to read."""
         while True:
-            try:
-                result = operation(*args)
-            except ssl_module.SSLWantReadError:
-                self._flush()
-                data = self._outer.recv(READ_SIZE)
-                if data:
-                    self._incoming.write(data)
-                else:
-                    self._incoming.write_eof()
-                continue
-            self._flush()
-            return result
+            with self._lock:
+                try:
+                    return operation(*args)
+                except ssl_module.SSLWantReadError:
+                    pass
+                finally:
+                    data = self._outgoing.read()
+                    if data:
+                        self._outer.sendall(data)
+            data = self._outer.recv(READ_SIZE)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
 
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        view = memoryview(buffer)[: nbytes or len(buffer)]
         try:
-            return int(self._call(self._ssl.read, nbytes or len(buffer), buffer))
+            size = int(self._call(self._ssl.read, len(view), view))
+            # Decrypt what already came in, without waiting: a record left in the incoming BIO would be
+            # invisible to a poll of the socket.
+            while size and size < len(view) and self._incoming.pending:
+                with self._lock:
+                    try:
+                        more: int = self._ssl.read(len(view) - size, view[size:])  # type: ignore[assignment]
+                    except ssl_module.SSLWantReadError:
+                        break
+                if not more:
+                    break
+                size += more
         except (ssl_module.SSLZeroReturnError, ssl_module.SSLEOFError):
             return 0
+        self._more = size == len(view)
+        return size
 
     def recv(self, size: int) -> bytes:
-        try:
-            return bytes(self._call(self._ssl.read, size))
-        except (ssl_module.SSLZeroReturnError, ssl_module.SSLEOFError):
-            return b""
+        buffer = bytearray(size)
+        return bytes(buffer[: self.recv_into(buffer)])
 
     def sendall(self, data: Any) -> None:
-        with self._write_lock:
+        with self._lock:
             self._ssl.write(data)
             self._outer.sendall(self._outgoing.read())
 
     def pending(self) -> int:
-        """Bytes readable without waiting on the socket: decrypted, or received and not yet decrypted."""
-        return self._ssl.pending() or self._incoming.pending or self._outer.pending()
+        """Bytes readable without waiting on the socket: decrypted, or complete records not decrypted yet."""
+        return self._ssl.pending() or int(self._more) or self._outer.pending()
 
     def cipher(self) -> tuple[str, str, int] | None:
         return self._ssl.cipher()
