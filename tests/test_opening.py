@@ -146,6 +146,11 @@ class TestDirect:
         with pytest.raises(InvalidHTTP):
             opening.receive_eof()
 
+    def test_answers_need_a_question(self) -> None:
+        opening, _ = make()
+        with pytest.raises(RuntimeError, match="start"):
+            opening.connected()
+
     def test_start_once(self) -> None:
         opening, _ = make()
         opening.start()

@@ -295,6 +295,8 @@ class Opening:
         return self._action
 
     def _resume(self, expected: tuple[type, ...], value: object) -> Action:
+        if self._action is None:
+            raise RuntimeError("the opening waits for nothing: start() was not called, or it is over")
         if not isinstance(self._action, expected):
             raise RuntimeError(f"the opening waits for {type(self._action).__name__}, not this answer")
         return self._advance(value)
