@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 import wsfast
-from servers import HOST, IO_TIMEOUT, ConnectProxy, WebsocketsServer, echo
+from servers import HOST, IO_TIMEOUT, ConnectProxy, RawConnection, RawServer, WebsocketsServer, echo
 
 TIMEOUT = 5.0
 CLIENTS = ["threaded", "asyncio", "uvloop"]
@@ -338,6 +338,44 @@ class TestEnvironment:
             assert proxy.tunnels == 1  # NO_PROXY: direct
             assert echo_once(client, url, **options) == "hello"  # off by default
             assert proxy.tunnels == 1
+
+
+# --------------------------------------------------------------------------------------------------
+# One deadline: OpenTimeout names the step it expired in
+# --------------------------------------------------------------------------------------------------
+
+
+def silent(conn: RawConnection) -> None:
+    """Accept TCP, read what comes, never answer."""
+    while conn._fill():
+        pass
+
+
+class TestOpenTimeout:
+    @pytest.mark.parametrize(
+        ("proxy", "scheme", "hop", "stage"),
+        [
+            (None, "ws", "server", "handshake"),  # the upgrade is never answered
+            (None, "wss", "server", "tls"),  # TLS never starts
+            ("http", "ws", "proxy", "proxy"),  # CONNECT is never answered
+            ("socks5h", "ws", "proxy", "proxy"),  # the SOCKS greeting is never answered
+            ("https", "ws", "proxy", "tls"),  # TLS to the proxy never starts
+        ],
+    )
+    def test_the_step_is_named(
+        self, client: str, proxy: str | None, scheme: str, hop: str, stage: str
+    ) -> None:
+        with RawServer(silent) as server:
+            if proxy is None:
+                url, options = f"{scheme}://{HOST}:{server.port}/", {}
+            else:
+                url, options = "ws://example.invalid/", {"proxy": f"{proxy}://{HOST}:{server.port}"}
+            started = time.monotonic()
+            error = refused(client, url, open_timeout=0.5, **options)
+            assert isinstance(error, wsfast.OpenTimeout), error
+            assert isinstance(error, TimeoutError)
+            assert (error.hop, error.stage) == (hop, stage)
+            assert time.monotonic() - started < 3
 
 
 # --------------------------------------------------------------------------------------------------
