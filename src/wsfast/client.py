@@ -123,7 +123,8 @@ class WebSocketClient(Observable):
             (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``); see :mod:`wsfast.proxies`.
         proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` to skip verifying it.
         unix_socket: connect this Unix socket instead of TCP (the URL still gives Host and TLS).
-        sock: an already connected socket for the first connection (it cannot be reconnected).
+        sock: an already connected socket for the first connection; wsfast owns it from then on (it is
+            closed with the connection, or when the opening fails) and cannot reconnect through it.
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.

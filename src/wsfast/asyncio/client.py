@@ -211,7 +211,8 @@ class connect:
         server_hostname: the TLS server name when it differs from the host.
         proxy, proxy_ssl, unix_socket, sock: how to reach the server, as for :class:`wsfast.WebSocketClient`:
             a proxy URL (http, https, socks4, socks4a, socks5, socks5h) or ``True`` (from the environment),
-            the TLS context of an ``https://`` proxy, a Unix socket path, a connected socket.
+            the TLS context of an ``https://`` proxy, a Unix socket path, a connected socket (wsfast owns it
+            from then on; a reconnection cannot use it).
         open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10);
             :class:`~wsfast.OpenTimeout` on expiry.
         close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10).
