@@ -452,8 +452,9 @@ class TestHandshake:
         with WebsocketsServer(ssl_context=certs.server_context) as server:
 
             async def main() -> None:
-                with pytest.raises(ssl.SSLCertVerificationError):
+                with pytest.raises(wsfast.TLSError) as failed:
                     await wsfast.connect(server.url(), implementation=codec_impl.name)
+                assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
                 async with wsfast.connect(
                     server.url(), ssl=certs.client_context, implementation=codec_impl.name
                 ) as ws:

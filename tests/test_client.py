@@ -637,8 +637,10 @@ def certs() -> types.SimpleNamespace:
 def test_tls_verification_on_by_default(make_client: Maker, certs: types.SimpleNamespace) -> None:
     with WebsocketsServer(echo, ssl_context=certs.server_context) as server:
         client, rec = make_client(server.url(host="localhost"))
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(wsfast.TLSError) as failed:  # the hop and stage named, the cause kept
             client.connect()
+        assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
+        assert (failed.value.hop, failed.value.stage) == ("server", "tls")
         assert not client.is_open
         assert rec.events == []
 
@@ -678,8 +680,9 @@ def test_tls_server_hostname_override(make_client: Maker) -> None:
     with WebsocketsServer(echo, ssl_context=certs.server_context) as server:
         # The certificate does not name 127.0.0.1: the check fails without the override...
         client, _ = make_client(server.url(), ssl=certs.client_context)
-        with pytest.raises(ssl.SSLCertVerificationError):
+        with pytest.raises(wsfast.TLSError) as failed:
             client.connect()
+        assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
         # ...and passes with it; the override is also the SNI name.
         client, rec = make_client(
             server.url(), ssl=certs.client_context, server_hostname="stream.example.test"
@@ -862,9 +865,9 @@ def test_response_that_never_ends(make_client: Maker) -> None:
     with RawServer(
         reply(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n", then="hang")
     ) as server:
-        client, _ = make_client(server.url(), timeout=0.5)
+        client, _ = make_client(server.url(), open_timeout=0.5)  # open_timeout bounds the whole opening
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(wsfast.OpenTimeout):
             client.connect()
         assert time.monotonic() - started < 5
         assert not client.is_open
@@ -882,9 +885,9 @@ def test_handshake_deadline_against_a_slow_drip(make_client: Maker) -> None:
             time.sleep(0.05)
 
     with RawServer(handler) as server:
-        client, _ = make_client(server.url(), timeout=0.5)
+        client, _ = make_client(server.url(), open_timeout=0.5)
         started = time.monotonic()
-        with pytest.raises(TimeoutError):
+        with pytest.raises(wsfast.OpenTimeout):
             client.connect()
         assert time.monotonic() - started < 3  # one deadline for the response, not one per read
 
@@ -1023,8 +1026,10 @@ def test_connection_refused(make_client: Maker) -> None:
     port = probe.getsockname()[1]
     probe.close()
     client, rec = make_client(f"ws://127.0.0.1:{port}/")
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(wsfast.OpeningError) as failed:
         client.connect()
+    assert isinstance(failed.value.__cause__, ConnectionRefusedError)
+    assert (failed.value.hop, failed.value.stage) == ("server", "connect")
     assert not client.is_open
     assert rec.events == []
 

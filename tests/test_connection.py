@@ -369,11 +369,13 @@ class TestAgainstServers:
         conn = Connection("down", f"ws://user:{SECRET}@127.0.0.1:{closed_port()}/", options={"timeout": 5})
         result = conn.ping()
         assert not result.ok
-        assert isinstance(result.error, ConnectionRefusedError)
-        assert result.info.startswith("ConnectionRefusedError: ")
+        # An OpeningError naming the hop, the socket's error as its cause (issue 15).
+        assert isinstance(result.error, wsfast.OpeningError)
+        assert isinstance(result.error.__cause__, ConnectionRefusedError)
+        assert result.info.startswith("OpeningError: ")
         assert SECRET not in result.url
         assert (conn.up, conn.status) == (False, result.info)
-        with pytest.raises(ConnectionRefusedError):
+        with pytest.raises(wsfast.OpeningError):
             conn.ping(raise_error=True)
 
     def test_ping_async(self, codec_impl: types.SimpleNamespace) -> None:

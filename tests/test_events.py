@@ -233,7 +233,8 @@ class TestSequence:
             port = server.port
         events: queue.Queue[Event] = queue.Queue()
         if client == "threaded":
-            with pytest.raises(ConnectionRefusedError):
+            # An OpeningError naming the hop, with the socket's error as its cause (issue 15).
+            with pytest.raises(wsfast.OpeningError) as failed:
                 wsfast.WebSocketClient(
                     None, f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name
                 ).connect()
@@ -242,8 +243,10 @@ class TestSequence:
             async def main() -> None:
                 await wsfast.connect(f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name)
 
-            with pytest.raises(ConnectionRefusedError):
+            with pytest.raises(wsfast.OpeningError) as failed:
                 run_on(client, main())
+        assert isinstance(failed.value.__cause__, ConnectionRefusedError)
+        assert (failed.value.hop, failed.value.stage) == ("server", "connect")
         assert collapse(drain(events)) == [HostnameLookup, HostnameResolved, Connecting]
 
 

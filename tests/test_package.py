@@ -34,6 +34,9 @@ CORE_MODULES = [
     "health.py",
     "lifecycle.py",
     "deflate.py",
+    "opening.py",
+    "socks.py",
+    "proxies.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 

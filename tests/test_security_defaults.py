@@ -22,7 +22,7 @@ import pytest
 import wsfast
 from servers import RawConnection, RawServer, redirect_response, server_frame
 from wsfast import ConnectionClosedError, InvalidStatus, InvalidURL
-from wsfast._net import make_ssl_context
+from wsfast._opening_io import make_ssl_context
 from wsfast.client import WebSocketClient
 from wsfast.http11 import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS
 

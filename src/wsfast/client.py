@@ -39,19 +39,19 @@ from typing import Any
 
 from . import codec
 from ._monitor import Monitor, Observable, Subscriber, next_connection_id
-from ._net import open_connection
+from ._opening_io import Reporter, tls_contexts
+from ._opening_sync import open_connection
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
 from .exceptions import (
     ConcurrencyError,
     ConnectionClosed,
-    HandshakeError,
     MessageDecodeError,
-    TooManyRedirects,
+    OpeningError,
 )
 from .frames import Close, CloseCode, Ping, Pong
-from .handshake import Accepted, ClientHandshake, Redirect, without_credentials
+from .handshake import Accepted
 from .health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
@@ -62,9 +62,9 @@ from .health import (
 )
 from .http11 import Response
 from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
+from .opening import Opening
 from .options import THREADED, get_option, normalise_headers
 from .protocol import ClientProtocol, FrameAction, State
-from .uri import WebSocketURL
 
 __all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
 
@@ -107,20 +107,24 @@ class WebSocketClient(Observable):
         token, token_type: send ``Authorization: <token_type> <token>`` unless *headers* has one.
         subprotocols, origin, user_agent: handshake options (RFC 6455 §4.1).
         timeout: seconds for each blocking socket operation (handshake, each send); default 15.
-        connect_timeout: seconds for each TCP connection attempt; defaults to *open_timeout*.
-        open_timeout: seconds for the whole opening (TCP, TLS, proxy, upgrade, redirects); default 10.
+        connect_timeout: seconds for each TCP connection attempt and TLS handshake; defaults to
+            *open_timeout*.
+        open_timeout: seconds for the whole opening: TCP, TLS, the proxy, the upgrade and redirects
+            (default 10; ``None``: no limit); :class:`~wsfast.OpenTimeout` on expiry.
         close_timeout: seconds :meth:`disconnect` waits for the closing handshake; default 10; ``None``:
             no limit.
         ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
             verification. Verification is on by default. With a ``ws://`` URL: an
             :class:`~wsfast.OptionError` (never a silent plaintext connection).
         server_hostname: the TLS server name (SNI and certificate check) when it differs from the host.
-        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``, with
-            optional ``user:password@``), or ``True`` to take it from the environment (``HTTPS_PROXY``,
-            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``). Off by default.
-        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` (no verification).
-        unix_socket: a Unix socket path that replaces the TCP connection (the URL still names the host).
-        sock: an already connected socket to open the WebSocket on (no *reconnect* with it).
+        proxy: a proxy URL: ``http://`` or ``https://`` (CONNECT, Basic auth), ``socks4://``, ``socks4a://``,
+            ``socks5://``, ``socks5h://`` (``user:password@`` for RFC 1929), or ``True``: from the environment
+            (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``); see :mod:`wsfast.proxies`. Off by
+            default.
+        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` to skip verifying it.
+        unix_socket: connect this Unix socket instead of TCP (the URL still gives Host and TLS).
+        sock: an already connected socket for the first connection; wsfast owns it from then on (it is
+            closed with the connection, or when the opening fails) and cannot reconnect through it.
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
         max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
         text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
@@ -239,7 +243,8 @@ class WebSocketClient(Observable):
         self._proxy = proxy
         self._proxy_ssl = proxy_ssl
         self._unix_socket = config["unix_socket"]
-        self._given_sock = sock  # the connected socket the user gave (sock=); _sock is the live one
+        self._given_sock = sock  # not self._sock: that is the current connection's socket
+        self._sock_option_used = sock is not None
         self._max_message_size = max_message_size
         self._max_redirects = max_redirects
         self._text_as_bytes = text_as_bytes
@@ -374,8 +379,10 @@ class WebSocketClient(Observable):
         Raises:
             HandshakeError: the server refused the upgrade (the error has its status, headers and body),
                 or redirected too often.
+            ProxyError: the proxy refused the tunnel (HTTP status or SOCKS reply code; also a HandshakeError).
             InvalidURL: a redirect points somewhere wsfast cannot follow.
-            OSError: the TCP or TLS connection failed (``TimeoutError`` after *connect_timeout*).
+            OpeningError: TCP, TLS (:class:`~wsfast.TLSError`) or the proxy failed; ``hop`` says where
+                (an ``OSError``); :class:`~wsfast.OpenTimeout` after *open_timeout* (a ``TimeoutError``).
         """
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
@@ -435,91 +442,43 @@ class WebSocketClient(Observable):
         return protocol
 
     def _handshake(self, headers: list[tuple[str, str]]) -> tuple[socket.socket, Accepted]:
-        url: WebSocketURL = self._url
-        redirects = 0
-        while True:
-            # Credentials go to the URL's own origin only, never to another host a redirect names.
-            same_origin = url.same_origin(self._url)
-            handshake = ClientHandshake(
-                url,
-                headers=headers if same_origin else without_credentials(headers),
-                subprotocols=self._subprotocols,
-                origin=self._origin,
-                user_agent=self._user_agent,
-                authorization=self._authorization if same_origin else None,
-                compression=self._compression,
+        """Open a connection: every decision is :class:`~wsfast.opening.Opening`'s, executed with blocking
+        sockets by :func:`~wsfast._opening_sync.open_connection` within *open_timeout*."""
+        reporter = Reporter(self._events)
+        opening = Opening(
+            self._url,
+            tls_context=tls_contexts(self._ssl, self._proxy_ssl),
+            headers=headers,
+            subprotocols=self._subprotocols,
+            origin=self._origin,
+            user_agent=self._user_agent,
+            authorization=self._authorization,
+            compression=self._compression,
+            proxy=self._proxy,
+            environ=os.environ,
+            unix_socket=self._unix_socket,
+            sock_given=self._given_sock is not None,
+            max_redirects=self._max_redirects,
+            server_hostname=self._server_hostname,
+            report=reporter,
+        )
+        if self._given_sock is None and self._sock_option_used:
+            raise OpeningError(
+                "the socket given with sock= served the first connection and cannot be reconnected; "
+                "give a URL (or unix_socket=) that wsfast can connect to again"
             )
-            sock = open_connection(
-                url,
-                timeout=self._timeout,
-                connect_timeout=self._connect_timeout,
-                proxy=self._proxy,
-                ssl=self._ssl,
-                server_hostname=self._server_hostname,
-                events=self._events,
-            )
-            try:
-                outcome = self._exchange(sock, handshake)
-            except BaseException:
-                self._close_socket(sock)
-                raise
-            if isinstance(outcome, Accepted):
-                return sock, outcome
-            if (events := self._events) is not None:
-                events.redirect(outcome.response.status, outcome.url.safe_url())
-            self._close_socket(sock)
-            redirects += 1
-            if redirects > self._max_redirects:
-                raise TooManyRedirects(
-                    f"more than {self._max_redirects} redirects (last to {outcome.url})",
-                    outcome.response.status,
-                    outcome.response.headers,
-                )
-            self._log(logging.INFO, "redirected from %s to %s", url, outcome.url)
-            url = outcome.url
-
-    def _exchange(self, sock: socket.socket, handshake: ClientHandshake) -> Accepted | Redirect:
-        """Send the upgrade request and read the response, all within *timeout* seconds in total.
-
-        One deadline for the whole response, not one per read: a server that drips a byte at a time
-        (slowloris) cannot hold the handshake open forever.
-        """
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        events = self._events
-        request = handshake.request()
-        if events is None:
-            sock.sendall(request)
-        else:
-            events.send(sock.sendall, request)
-            events.request_sent(request)
-        started, received = time.perf_counter(), 0
-        try:
-            while True:
-                if deadline is not None:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise TimeoutError(f"no complete handshake response within {self._timeout} s")
-                    sock.settimeout(remaining)
-                data = sock.recv(65536)
-                if data and events is not None:
-                    received += len(data)
-                    events.data_read(data)
-                outcome = handshake.receive(data) if data else handshake.receive_eof()
-                if outcome is not None:
-                    sock.settimeout(self._timeout)
-                    if events is not None:
-                        response = outcome.response
-                        elapsed = time.perf_counter() - started
-                        events.response_received(
-                            response.status, response.reason, response.headers, received, elapsed
-                        )
-                    return outcome
-        except HandshakeError as exc:
-            if events is not None:
-                reason = getattr(exc, "reason", "")
-                elapsed = time.perf_counter() - started
-                events.response_received(exc.status, reason, exc.headers, received, elapsed)
-            raise
+        given, self._given_sock = self._given_sock, None  # a socket given with sock= serves one connection
+        sock, accepted, url = open_connection(
+            opening,
+            reporter,
+            open_timeout=self._open_timeout,
+            connect_timeout=self._connect_timeout,
+            sock=given,
+        )
+        if url != self._url:
+            self._log(logging.INFO, "redirected from %s to %s", self._url, url)
+        sock.settimeout(self._timeout)
+        return sock, accepted
 
     # The event thread
 

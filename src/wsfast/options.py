@@ -34,9 +34,10 @@ from urllib.parse import urlsplit
 from . import codec
 from .__version__ import __version__
 from .deflate import Deflate
-from .exceptions import OptionError, OptionTypeError
+from .exceptions import InvalidURL, OptionError, OptionTypeError
 from .handshake import CREDENTIAL_HEADERS, to_deflate
 from .health import DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT, ReconnectPolicy
+from .proxies import parse_proxy
 
 __all__ = [
     "ASYNCIO",
@@ -268,29 +269,20 @@ def _coerce_ssl(option: Option, value: Any, from_text: bool) -> ssl_module.SSLCo
     raise _wrong_type(option, value)
 
 
-PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-"""The proxy URL schemes the *proxy* option accepts."""
-
-
 def _coerce_proxy(option: Option, value: Any, from_text: bool) -> str | bool:
     if value is True:
         return True
     if from_text and isinstance(value, str) and value.strip().lower() in _TRUE:
         return True
-    text = value if isinstance(value, str) else None
-    if text is None:
+    if not isinstance(value, str):
         raise _wrong_type(option, value)
-    parts = urlsplit(text)
     try:
-        parts.port  # noqa: B018 (urlsplit parses the port lazily: a bad one raises here)
-    except ValueError:
-        raise OptionError(f"proxy {mask_url(text)!r} has an invalid port") from None
-    if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+        parse_proxy(value)  # the one proxy URL parser (wsfast.proxies); messages never show the password
+    except InvalidURL as exc:
         raise OptionError(
-            f"unsupported proxy {mask_url(text)!r}: use scheme://[user:password@]host:port with a scheme "
-            f"among {', '.join(PROXY_SCHEMES)}, or proxy=True to read HTTPS_PROXY/HTTP_PROXY/ALL_PROXY"
-        )
-    return text
+            f"{exc}; or proxy=True to read HTTPS_PROXY/HTTP_PROXY/ALL_PROXY from the environment"
+        ) from None
+    return value
 
 
 def _coerce_proxy_ssl(option: Option, value: Any, from_text: bool) -> ssl_module.SSLContext | bool:
@@ -608,6 +600,27 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "An already connected socket: the opening starts with TLS (wss) or the upgrade on it. Redirects "
         "to another origin are refused; reconnecting needs a new socket, so reconnect cannot use it.",
+        nullable=True,
+    ),
+    Option(
+        "proxy_ssl",
+        "ssl",
+        None,
+        "The ssl.SSLContext for an https:// proxy, or false to skip verifying it; verified by default.",
+        nullable=True,
+    ),
+    Option(
+        "unix_socket",
+        "str",
+        None,
+        "A Unix socket path to connect instead of TCP (the URL still gives Host and TLS).",
+        nullable=True,
+    ),
+    Option(
+        "sock",
+        "socket",
+        None,
+        "An already connected socket to open the WebSocket connection on (TLS for wss://, then the upgrade).",
         nullable=True,
     ),
     Option(

@@ -34,7 +34,7 @@ from typing import Any
 
 from .. import codec
 from .._monitor import Monitor, Observable, Subscriber, next_connection_id
-from .._net import make_ssl_context
+from .._opening_io import Reporter, tls_contexts
 from .._typing import BytesLike
 from ..config import Config, checks_options
 from ..deflate import Deflate
@@ -43,13 +43,11 @@ from ..exceptions import (
     ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
-    HandshakeError,
-    InvalidURL,
     MessageDecodeError,
-    TooManyRedirects,
+    OpeningError,
 )
 from ..frames import Close, CloseCode, Ping, Pong
-from ..handshake import Accepted, ClientHandshake, Redirect, without_credentials
+from ..handshake import Accepted
 from ..health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
@@ -58,12 +56,13 @@ from ..health import (
     ReconnectPolicy,
     Stats,
 )
-from ..http11 import Response, ResponseParser
+from ..http11 import Response
 from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
+from ..opening import Opening
 from ..options import ASYNCIO, get_option
 from ..protocol import ClientProtocol, State
-from ..uri import WebSocketURL, redact
-from . import _observed
+from ..uri import WebSocketURL
+from ._opening import open_transport
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 
@@ -108,8 +107,7 @@ async def _logged(awaitable: Awaitable[Any], name: str) -> None:
 
 
 class _Phase(enum.Enum):
-    PROXY = 0
-    HANDSHAKE = 1
+    HANDSHAKE = 1  # opening: TCP, TLS, the proxy's exchange, the upgrade
     OPEN = 2
     ENDED = 3  # replaced or closed: callbacks from its transport are ignored
 
@@ -191,19 +189,16 @@ class _Connection(asyncio.BufferedProtocol):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    async def read_until(self, parse: Callable[[bytes, bool], Any]) -> Any:
-        """Feed pending bytes to *parse(data, eof)* until it returns a result."""
-        while True:
-            data, self.pending = bytes(self.pending), bytearray()
-            result = parse(data, self.eof and not data)
-            if result is not None:
-                return result
-            if self.eof and not data:
-                raise ConnectionResetError("connection closed during the handshake")
+    async def read(self) -> bytes:
+        """The bytes received so far and not read yet, waiting for some; ``b""`` once the peer closed."""
+        while not self.pending and not self.eof:
             self.waiter = asyncio.get_running_loop().create_future()
-            if not self.pending and not self.eof:
+            try:
                 await self.waiter
-            self.waiter = None
+            finally:
+                self.waiter = None
+        data, self.pending = bytes(self.pending), bytearray()
+        return data
 
 
 class connect:
@@ -220,13 +215,12 @@ class connect:
         ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
             verification. With a ``ws://`` URL: an :class:`~wsfast.OptionError` (never silent plaintext).
         server_hostname: the TLS server name when it differs from the host.
-        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``, with
-            optional ``user:password@``), or ``True`` to take it from the environment (``HTTPS_PROXY``,
-            ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``). Off by default.
-        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` (no verification).
-        unix_socket: a Unix socket path that replaces the TCP connection (the URL still names the host).
-        sock: an already connected socket to open the WebSocket on (no *reconnect* with it).
-        open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10).
+        proxy, proxy_ssl, unix_socket, sock: how to reach the server, as for :class:`wsfast.WebSocketClient`:
+            a proxy URL (http, https, socks4, socks4a, socks5, socks5h) or ``True`` (from the environment),
+            the TLS context of an ``https://`` proxy, a Unix socket path, a connected socket (wsfast owns it
+            from then on; a reconnection cannot use it). Off by default.
+        open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10);
+            :class:`~wsfast.OpenTimeout` on expiry.
         close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10;
             ``None``: no limit).
         max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
@@ -345,6 +339,7 @@ class connect:
         self._proxy_ssl = proxy_ssl
         self._unix_socket = config["unix_socket"]
         self._sock = sock
+        self._sock_used = sock is not None
         self._open_timeout = open_timeout
         self._max_redirects = max_redirects
         self._ws: WebSocket | None = None
@@ -381,159 +376,43 @@ class connect:
         return ws
 
     async def _establish(self, ws: WebSocket) -> tuple[_Connection, Accepted, WebSocketURL]:
-        """A new open connection for *ws*: TCP, TLS, redirects and the handshake within open_timeout."""
-        if self._open_timeout is None:
-            return await self._establish_following_redirects(ws)
-        try:
-            return await asyncio.wait_for(self._establish_following_redirects(ws), self._open_timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"could not open {self._url} within {self._open_timeout} s") from None
-
-    async def _establish_following_redirects(
-        self, ws: WebSocket
-    ) -> tuple[_Connection, Accepted, WebSocketURL]:
-        url = self._url
+        """A new open connection for *ws*: every decision is :class:`~wsfast.opening.Opening`'s, executed with
+        transports by :func:`~wsfast.asyncio._opening.open_transport` within *open_timeout*."""
         connection_id = next_connection_id()
         events = self._events
         if events is not None:
             events.connection_id = connection_id
         ws.connection_id, ws._events = connection_id, events
-        for _ in range(self._max_redirects + 1):
-            # Credentials go to the URL's own origin only, never to another host a redirect names.
-            same_origin = url.same_origin(self._url)
-            handshake = ClientHandshake(
-                url,
-                headers=self._headers if same_origin else without_credentials(self._headers),
-                subprotocols=self._subprotocols,
-                origin=self._origin,
-                user_agent=self._user_agent,
-                authorization=self._authorization if same_origin else None,
-                compression=self._compression,
+        if self._sock is None and self._sock_used:
+            raise OpeningError(
+                "the socket given with sock= served the first connection and cannot be reconnected; "
+                "give a URL (or unix_socket=) that wsfast can connect to again"
             )
-            connection = await self._connect_transport(ws, url)
-
-            def parse(data: bytes, eof: bool, handshake: ClientHandshake = handshake) -> Any:
-                return handshake.receive_eof() if eof else handshake.receive(data)
-
-            try:
-                assert connection.transport is not None
-                if events is None:
-                    connection.transport.write(handshake.request())
-                    outcome = await connection.read_until(parse)
-                else:
-                    outcome = await _observed.exchange(connection, handshake.request(), parse, events)
-            except BaseException:
-                if connection.transport is not None:
-                    connection.transport.abort()
-                connection.report_closed()
-                raise
-            if isinstance(outcome, Accepted):
-                return connection, outcome, url
-            assert isinstance(outcome, Redirect)
-            if events is not None:
-                events.redirect(outcome.response.status, outcome.url.safe_url())
-            connection.transport.close()
-            connection.report_closed()
-            logger.info("redirected from %s to %s", url, outcome.url)
-            url = outcome.url
-        raise TooManyRedirects(
-            f"more than {self._max_redirects} redirects", outcome.response.status, outcome.response.headers
+        reporter = Reporter(events)
+        opening = Opening(
+            self._url,
+            tls_context=tls_contexts(self._ssl, self._proxy_ssl),
+            headers=self._headers,
+            subprotocols=self._subprotocols,
+            origin=self._origin,
+            user_agent=self._user_agent,
+            authorization=self._authorization,
+            compression=self._compression,
+            proxy=self._proxy,
+            environ=os.environ,
+            unix_socket=self._unix_socket,
+            sock_given=self._sock is not None,
+            max_redirects=self._max_redirects,
+            server_hostname=self._server_hostname,
+            report=reporter,
         )
-
-    async def _connect_transport(self, ws: WebSocket, url: WebSocketURL) -> _Connection:
-        loop = asyncio.get_running_loop()
-        context = make_ssl_context(self._ssl) if url.secure else None
-        server_hostname = (self._server_hostname or url.host) if url.secure else None
-        events = self._events
-        if self._proxy is None:
-            if events is not None:
-                connection = await _observed.create_connection(
-                    lambda: _Connection(ws),
-                    url.host,
-                    url.port,
-                    events,
-                    ssl=context,
-                    server_hostname=server_hostname,
-                )
-                _set_nodelay(connection.transport)
-                return connection
-            _, connection = await loop.create_connection(
-                lambda: _Connection(ws), url.host, url.port, ssl=context, server_hostname=server_hostname
-            )
-            _set_nodelay(connection.transport)
-            return connection
-        from urllib.parse import unquote, urlsplit
-
-        proxy = urlsplit(self._proxy if isinstance(self._proxy, str) else "")
-        if not isinstance(self._proxy, str) or proxy.scheme not in ("http", "") or not proxy.hostname:
-            raise InvalidURL(
-                f"unsupported proxy {redact(str(self._proxy))!r}: use http://[user:password@]host:port"
-            )
-        if events is not None:
-            connection = await _observed.create_connection(
-                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080, events
-            )
-        else:
-            _, connection = await loop.create_connection(
-                lambda: _Connection(ws), proxy.hostname, proxy.port or 8080
-            )
-        _set_nodelay(connection.transport)
-        connection.phase = _Phase.PROXY
-        target = f"[{url.host}]:{url.port}" if ":" in url.host else f"{url.host}:{url.port}"
-        lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}"]
-        if proxy.username is not None:
-            import base64
-
-            credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
-            lines.append("Proxy-Authorization: Basic " + base64.b64encode(credentials).decode())
-        assert connection.transport is not None
-        request = ("\r\n".join(lines) + "\r\n\r\n").encode()
-        parser = ResponseParser(connect=True)
-
-        def parse(data: bytes, eof: bool) -> Response | None:
-            return parser.feed_eof() if eof else parser.feed(data)
-
-        try:
-            response: Response
-            if events is None:
-                connection.transport.write(request)
-                response = await connection.read_until(parse)
-            else:
-                response = await _observed.exchange(connection, request, parse, events, "proxy")
-            if not 200 <= response.status < 300:
-                raise HandshakeError(
-                    f"proxy refused the tunnel: HTTP {response.status} {response.reason}".rstrip(),
-                    response.status,
-                    response.headers,
-                    response.body,
-                )
-            if context is not None and events is not None:
-                assert server_hostname is not None
-                tls = await _observed.start_tls(
-                    connection.transport, connection, context, server_hostname, events
-                )
-                connection.transport = tls  # type: ignore[assignment]
-            elif context is not None:
-                transport = await loop.start_tls(
-                    connection.transport, connection, context, server_hostname=server_hostname
-                )
-                connection.transport = transport
-        except BaseException:
-            if connection.transport is not None:
-                connection.transport.abort()
-            connection.report_closed()
-            raise
-        connection.phase = _Phase.HANDSHAKE
-        return connection
-
-
-def _set_nodelay(transport: asyncio.BaseTransport | None) -> None:
-    import socket
-
-    sock = transport.get_extra_info("socket") if transport is not None else None
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        given, self._sock = self._sock, None  # a socket given with sock= serves one connection
+        connection, accepted, url = await open_transport(
+            opening, reporter, lambda: _Connection(ws), open_timeout=self._open_timeout, sock=given
+        )
+        if url != self._url:
+            logger.info("redirected from %s to %s", self._url, url)
+        return connection, accepted, url
 
 
 class WebSocket(Observable):

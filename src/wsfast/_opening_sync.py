@@ -1,0 +1,326 @@
+"""The threaded client's opening executor: it does what a :class:`~wsfast.opening.Opening` asks with blocking
+sockets, all within one ``open_timeout`` deadline.
+
+Not part of the sans-I/O core: this module owns sockets, TLS and timeouts. It decides nothing: the proxy's
+protocol, TLS, the upgrade and redirects are :mod:`wsfast.opening`'s.
+
+TLS inside TLS (``wss://`` through an ``https://`` proxy) cannot use ``SSLContext.wrap_socket`` on an
+``SSLSocket``: :class:`TLSOverTLS` runs the inner TLS connection in an ``ssl.SSLObject`` over memory BIOs and
+offers the socket methods the client uses (``recv_into``, ``sendall``, ``shutdown``, ``fileno``, ``pending``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl as ssl_module
+import threading
+import time
+from typing import TYPE_CHECKING, Any, cast
+
+from ._opening_io import Reporter, answer, open_timeout_error, opening_error
+from .exceptions import WebSocketError
+from .handshake import Accepted
+from .opening import (
+    Action,
+    Connect,
+    ConnectUnix,
+    Disconnect,
+    Open,
+    Opening,
+    Receive,
+    Resolve,
+    Send,
+    StartTLS,
+    UseSocket,
+)
+from .uri import WebSocketURL
+
+if TYPE_CHECKING:
+    from ._monitor import Monitor
+
+__all__ = ["TLSOverTLS", "open_connection"]
+
+READ_SIZE = 65536
+
+
+class TLSOverTLS:
+    """A TLS connection inside another one (the server's TLS inside an ``https://`` proxy's), with the
+    socket methods the threaded client uses.
+
+    The ``SSLObject`` is used by one thread at a time (a lock around each call; never held while waiting on
+    the socket), so the event thread's reads and other threads' sends never interleave records.
+    """
+
+    def __init__(
+        self, outer: ssl_module.SSLSocket, context: ssl_module.SSLContext, server_hostname: str
+    ) -> None:
+        self._outer = outer
+        self._incoming = ssl_module.MemoryBIO()
+        self._outgoing = ssl_module.MemoryBIO()
+        self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
+        self._lock = threading.Lock()
+        self._more = False  # the last read filled its buffer: records may wait in the incoming BIO
+
+    def do_handshake(self) -> None:
+        self._call(self._ssl.do_handshake)
+
+    def _call(self, operation: Any, *args: Any) -> Any:
+        """Run *operation* on the SSL object, feeding it from the socket while it wants to read."""
+        while True:
+            with self._lock:
+                try:
+                    return operation(*args)
+                except ssl_module.SSLWantReadError:
+                    pass
+                finally:
+                    data = self._outgoing.read()
+                    if data:
+                        self._outer.sendall(data)
+            data = self._outer.recv(READ_SIZE)
+            if data:
+                self._incoming.write(data)
+            else:
+                self._incoming.write_eof()
+
+    def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
+        view = memoryview(buffer)[: nbytes or len(buffer)]
+        try:
+            size = int(self._call(self._ssl.read, len(view), view))
+            # Decrypt what already came in, without waiting: a record left in the incoming BIO would be
+            # invisible to a poll of the socket.
+            while size and size < len(view) and self._incoming.pending:
+                with self._lock:
+                    try:
+                        more: int = self._ssl.read(len(view) - size, view[size:])  # type: ignore[assignment]
+                    except ssl_module.SSLWantReadError:
+                        break
+                if not more:
+                    break
+                size += more
+        except (ssl_module.SSLZeroReturnError, ssl_module.SSLEOFError):
+            return 0
+        self._more = size == len(view)
+        return size
+
+    def recv(self, size: int) -> bytes:
+        buffer = bytearray(size)
+        return bytes(buffer[: self.recv_into(buffer)])
+
+    def sendall(self, data: Any) -> None:
+        with self._lock:
+            self._ssl.write(data)
+            self._outer.sendall(self._outgoing.read())
+
+    def pending(self) -> int:
+        """Bytes readable without waiting on the socket: decrypted, or complete records not decrypted yet."""
+        return self._ssl.pending() or int(self._more) or self._outer.pending()
+
+    def cipher(self) -> tuple[str, str, int] | None:
+        return self._ssl.cipher()
+
+    def settimeout(self, timeout: float | None) -> None:
+        self._outer.settimeout(timeout)
+
+    def fileno(self) -> int:
+        return self._outer.fileno()
+
+    def shutdown(self, how: int) -> None:
+        self._outer.shutdown(how)
+
+    def close(self) -> None:
+        self._outer.close()
+
+    def getpeername(self) -> Any:
+        return self._outer.getpeername()
+
+    def getsockname(self) -> Any:
+        return self._outer.getsockname()
+
+
+def _nodelay(sock: Any) -> None:
+    # Market data is latency-sensitive: never let Nagle's algorithm hold back a small frame.
+    if getattr(sock, "family", None) in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+class _Executor:
+    """Executes the actions of one opening; owns the socket until it is handed over."""
+
+    def __init__(
+        self,
+        reporter: Reporter,
+        deadline: float | None,
+        connect_timeout: float | None,
+        sock: socket.socket | None,
+    ) -> None:
+        self.reporter = reporter
+        self.events: Monitor | None = reporter.events
+        self.deadline = deadline
+        self.connect_timeout = connect_timeout
+        self.given = sock
+        self.current: Any = None
+
+    def remaining(self) -> float | None:
+        if self.deadline is None:
+            return None
+        remaining = self.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("open_timeout expired")
+        return remaining
+
+    def perform(self, action: Action) -> Any:
+        if isinstance(action, Receive):
+            self.current.settimeout(self.remaining())
+            data = self.current.recv(READ_SIZE)
+            if data and self.events is not None:
+                self.events.data_read(data)
+            return data
+        if isinstance(action, Send):
+            self.current.settimeout(self.remaining())
+            self.reporter.sending()
+            if self.events is None:
+                self.current.sendall(action.data)
+            else:
+                self.events.send(self.current.sendall, action.data)
+            return None
+        if isinstance(action, Connect):
+            self.current = self.connect(action.host, action.port)
+        elif isinstance(action, ConnectUnix):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.current = sock
+            sock.settimeout(self.limit(self.connect_timeout))
+            sock.connect(action.path)
+        elif isinstance(action, UseSocket):
+            assert self.given is not None
+            self.current, self.given = self.given, None
+            _nodelay(self.current)
+        elif isinstance(action, Resolve):
+            return self.resolve(action)
+        elif isinstance(action, StartTLS):
+            self.start_tls(action)
+        elif isinstance(action, Disconnect):
+            self.close()
+        return None
+
+    def limit(self, timeout: float | None) -> float | None:
+        remaining = self.remaining()
+        if remaining is None:
+            return timeout
+        return remaining if timeout is None else min(timeout, remaining)
+
+    def connect(self, host: str, port: int) -> socket.socket:
+        timeout = self.limit(self.connect_timeout)
+        events = self.events
+        if events is None:
+            sock = socket.create_connection((host, port), timeout=timeout)
+            _nodelay(sock)
+            return sock
+        # What socket.create_connection does (every address in turn, the last error raised), with the
+        # steps reported.
+        infos = events.lookup(host, lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        error: OSError | None = None
+        for info in infos:
+            family, kind, proto, _, address = info
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                events.connecting(host, info)
+                started = time.perf_counter()
+                sock.connect(address)
+            except OSError as exc:
+                sock.close()
+                error = exc
+                continue
+            events.connected(info, time.perf_counter() - started)
+            _nodelay(sock)
+            return sock
+        raise error if error is not None else OSError(f"getaddrinfo returned no address for {host!r}")
+
+    def resolve(self, action: Resolve) -> str:
+        family = socket.AF_INET if action.ipv4_only else socket.AF_UNSPEC
+
+        def lookup() -> list[Any]:
+            return socket.getaddrinfo(action.host, action.port, family, socket.SOCK_STREAM)
+
+        infos = lookup() if self.events is None else self.events.lookup(action.host, lookup)
+        if not infos:
+            raise OSError(f"getaddrinfo returned no address for {action.host!r}")
+        return str(infos[0][4][0])
+
+    def start_tls(self, action: StartTLS) -> None:
+        self.current.settimeout(self.limit(self.connect_timeout))
+        events = self.events
+        started = time.perf_counter()
+        if events is not None:
+            events.tls_start(action.server_hostname)
+        if isinstance(self.current, (ssl_module.SSLSocket, TLSOverTLS)):
+            if isinstance(self.current, TLSOverTLS):
+                raise OSError("TLS inside TLS inside TLS is not supported")
+            inner = TLSOverTLS(self.current, action.context, action.server_hostname)
+            inner.do_handshake()
+            self.current = inner
+        else:
+            self.current = action.context.wrap_socket(self.current, server_hostname=action.server_hostname)
+        if events is not None:
+            events.tls_established(self.current.cipher(), time.perf_counter() - started)
+
+    def close(self) -> None:
+        sock, self.current = self.current, None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
+            if self.events is not None:
+                self.events.closed()
+        if self.given is not None:  # the user's socket, never used: it was handed to us all the same
+            with contextlib.suppress(OSError):
+                self.given.close()
+            self.given = None
+
+
+def open_connection(
+    opening: Opening,
+    reporter: Reporter,
+    *,
+    open_timeout: float | None,
+    connect_timeout: float | None = None,
+    sock: socket.socket | None = None,
+) -> tuple[socket.socket, Accepted, WebSocketURL]:
+    """Execute *opening*'s actions with blocking sockets until the upgrade is accepted.
+
+    *reporter* must be the ``report`` of *opening*; *connect_timeout* bounds each TCP connection attempt and
+    TLS handshake, *open_timeout* everything together; *sock* is the user's connected socket (``sock=``).
+    The socket returned is blocking, with no timeout: the caller sets its own. For ``wss://`` through an
+    ``https://`` proxy it is a :class:`TLSOverTLS`, which has the socket methods the client uses.
+
+    Raises:
+        OpenTimeout: *open_timeout* expired (``hop`` and ``stage`` say during what).
+        TLSError: a TLS handshake failed (``hop``: ``"proxy"`` or ``"server"``).
+        OpeningError: a connection, a lookup, a read or a write failed; the ``OSError`` is its ``__cause__``.
+        ProxyError: the proxy refused, or broke its protocol.
+        HandshakeError: the server refused the upgrade, or redirected too often (:class:`TooManyRedirects`).
+        InvalidURL: a redirect that cannot be followed.
+    """
+    deadline = None if open_timeout is None else time.monotonic() + open_timeout
+    executor = _Executor(reporter, deadline, connect_timeout, sock)
+    action: Action | None = None
+    try:
+        action = opening.start()
+        while not isinstance(action, Open):
+            try:
+                result = executor.perform(action)
+            except WebSocketError:
+                raise
+            except TimeoutError as exc:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise open_timeout_error(action, open_timeout) from exc
+                raise opening_error(action, exc) from exc
+            except OSError as exc:
+                raise opening_error(action, exc) from exc
+            action = answer(opening, action, result)
+        executor.current.settimeout(None)
+        return cast(socket.socket, executor.current), action.accepted, action.url
+    except BaseException:
+        executor.close()
+        raise
