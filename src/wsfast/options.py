@@ -603,27 +603,6 @@ OPTIONS: tuple[Option, ...] = (
         nullable=True,
     ),
     Option(
-        "proxy_ssl",
-        "ssl",
-        None,
-        "The ssl.SSLContext for an https:// proxy, or false to skip verifying it; verified by default.",
-        nullable=True,
-    ),
-    Option(
-        "unix_socket",
-        "str",
-        None,
-        "A Unix socket path to connect instead of TCP (the URL still gives Host and TLS).",
-        nullable=True,
-    ),
-    Option(
-        "sock",
-        "socket",
-        None,
-        "An already connected socket to open the WebSocket connection on (TLS for wss://, then the upgrade).",
-        nullable=True,
-    ),
-    Option(
         "max_message_size",
         "int",
         codec.DEFAULT_MAX_MESSAGE_SIZE,
