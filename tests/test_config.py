@@ -274,15 +274,17 @@ class TestRoutes:
             given = instance._given_sock if client == THREADED else instance._sock
             assert given is left
 
-    @pytest.mark.parametrize(
-        "routes",
-        [("proxy", "unix_socket"), ("proxy", "sock"), ("unix_socket", "sock")],
-    )
-    def test_at_most_one_route(self, client: str, routes: tuple[str, ...]) -> None:
+    def test_at_most_one_first_hop(self, client: str) -> None:
         left, right = socket.socketpair()
-        values = {"proxy": "http://proxy:3128", "unix_socket": "/tmp/ws.sock", "sock": left}
         with left, right, pytest.raises(OptionError, match="give at most one"):
-            build(client, **{name: values[name] for name in routes})
+            build(client, unix_socket="/tmp/ws.sock", sock=left)
+
+    def test_a_proxy_reached_through_a_unix_socket_or_a_given_socket(self, client: str) -> None:
+        left, right = socket.socketpair()
+        with left, right:
+            assert build(client, proxy="socks5h://127.0.0.1:1080", sock=left)._config["sock"] is left
+        through_unix = build(client, proxy="http://proxy:3128", unix_socket="/tmp/proxy.sock")
+        assert through_unix._config["unix_socket"] == "/tmp/proxy.sock"
 
     def test_sock_cannot_reconnect(self, client: str) -> None:
         left, right = socket.socketpair()

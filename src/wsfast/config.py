@@ -9,7 +9,7 @@ to :meth:`Config.build`, which
 * refuses combinations that cannot work, at construction rather than after TCP is open: ``ssl=`` with a
   ``ws://`` URL (no silent plaintext), a header name that is not an RFC 9110 token or a value with CR, LF
   or NUL (RFC 9110 §5.1, §5.5), ``callback`` and ``on_message`` both given to the threaded client,
-  more than one of ``proxy``/``unix_socket``/``sock``, ``sock`` with ``reconnect``, a ``"cython"``
+  both ``unix_socket`` and ``sock``, ``sock`` with ``reconnect``, a ``"cython"``
   *implementation* that is not built;
 * computes the derived values once: the parsed URL, the headers as a tuple, the ``Authorization``
   value, the permessage-deflate offer (RFC 7692), the :class:`~wsfast.ReconnectPolicy`, the codec twin
@@ -220,10 +220,11 @@ def _check_combinations(client: str, url: WebSocketURL, values: Mapping[str, Any
     """Refuse options that contradict each other or the URL."""
     if values["ssl"] is not None and not url.secure:
         raise OptionError(f"{SSL_WITH_WS} (got ssl={values['ssl']!r} with {url.safe_url()})")
-    routes = [name for name in ("proxy", "unix_socket", "sock") if values[name] is not None]
-    if len(routes) > 1:
+    # With a proxy, unix_socket= or sock= reaches the proxy (a local proxy's socket); the two together
+    # would be two first hops.
+    if values["unix_socket"] is not None and values["sock"] is not None:
         raise OptionError(
-            f"{CLIENT_NAMES[client]} got {' and '.join(routes)}, which each say how to reach the server: "
+            f"{CLIENT_NAMES[client]} got unix_socket and sock, which each say how to open the connection: "
             "give at most one"
         )
     if values["sock"] is not None and values["reconnect"] not in (None, False):

@@ -590,16 +590,17 @@ OPTIONS: tuple[Option, ...] = (
         "path",
         None,
         "A Unix socket path that replaces the TCP connection; the URL still gives the Host header and "
-        "TLS (wss:// over a Unix socket does TLS with the URL's host name). Redirects to another origin "
-        "are refused.",
+        "TLS (wss:// over a Unix socket does TLS with the URL's host name); with a proxy, the proxy's "
+        "socket. Redirects to another origin are refused.",
         nullable=True,
     ),
     Option(
         "sock",
         "socket",
         None,
-        "An already connected socket: the opening starts with TLS (wss) or the upgrade on it. Redirects "
-        "to another origin are refused; reconnecting needs a new socket, so reconnect cannot use it.",
+        "An already connected socket (to the server, or to the proxy when proxy is set): the opening "
+        "starts on it. Redirects to another origin are refused; reconnecting needs a new socket, so "
+        "reconnect cannot use it.",
         nullable=True,
     ),
     Option(
