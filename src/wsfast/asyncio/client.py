@@ -821,7 +821,14 @@ class WebSocket(Observable):
             raise self._misuse("__anext__")
         queue = self._queue
         if queue and queue[0] is not FAILED:
-            return self._get()  # fast path: a message is ready; one coroutine instead of two
+            # Fast path: a message is ready; one coroutine instead of two. Delivery.get, inlined while
+            # reading is not paused (~40 ns a message): its only other job is raising a decode error.
+            if self._delivery.paused:
+                return self._get()
+            message = queue.popleft()
+            if type(message) is MessageDecodeError:
+                raise message
+            return message
         try:
             return await self.recv()
         except ConnectionClosedOK:
