@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsfast.delivery import FAILED, Delivery, OverflowPolicy
+from wsfast.delivery import AWAIT_CLOSE, FAILED, WAIT, Delivery, OverflowPolicy
 from wsfast.exceptions import ConnectionClosedError, MessageDecodeError
 from wsfast.frames import CloseCode
 from wsfast.health import Reconnected
@@ -159,3 +159,34 @@ class TestMarkers:
 def test_an_unknown_policy_is_refused() -> None:
     with pytest.raises(ValueError, match="block"):
         make(4, "block")
+
+
+class TestEmpty:
+    def test_open_waits(self) -> None:
+        delivery, _, protocol = make(4)
+        assert delivery.empty(protocol, reconnecting=False) is WAIT
+
+    def test_the_overflow_error_comes_once_the_queue_is_read(self) -> None:
+        delivery, _, protocol = make(1, "error")
+        delivery.put(["a", "b"], protocol)
+        assert delivery.get() == "a"
+        with pytest.raises(ConnectionClosedError) as info:
+            delivery.empty(protocol, reconnecting=True)
+        assert info.value is delivery.error
+
+    def test_after_the_closing_handshake_the_reader_waits_for_tcp(self) -> None:
+        delivery, _, protocol = make(4)
+        protocol.send_close(CloseCode.NORMAL_CLOSURE)
+        protocol.receive_data(b"\x88\x02\x03\xe8")  # the server's CLOSE 1000
+        assert delivery.empty(protocol, reconnecting=False) is AWAIT_CLOSE
+
+    def test_closed_raises_unless_a_connection_follows(self) -> None:
+        delivery, _, protocol = make(4)
+        protocol.fail(CloseCode.PROTOCOL_ERROR, "bad frame")
+        assert delivery.empty(protocol, reconnecting=True) is WAIT
+        with pytest.raises(ConnectionClosedError):
+            delivery.empty(protocol, reconnecting=False)
+        gave_up = ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, "gave up after 3 attempts")
+        with pytest.raises(ConnectionClosedError) as info:
+            delivery.empty(protocol, reconnecting=False, gave_up=gave_up)
+        assert info.value is gave_up

@@ -24,7 +24,10 @@ A driver's use::
     on messages:         if delivery.put(messages, protocol): write protocol.data_to_send(); close
                          wake the reader
     on a protocol error: if not delivery.queue_failure(): fail the connection now (nothing queued)
-    reader:              wait while not delivery.queue; message = delivery.get()
+    reader:              while not delivery.queue:
+                             if delivery.empty(protocol, ...) is AWAIT_CLOSE: wait for TCP to close
+                             else wait for a wake-up (empty() raises when no message will come)
+                         message = delivery.get()
                          if message is FAILED: fail the connection now, raise its error
     at each connection:  delivery.opened(reconnected_marker_or_None)
 
@@ -45,7 +48,7 @@ from .frames import CloseCode
 from .health import Reconnected
 from .protocol import ClientProtocol, State
 
-__all__ = ["FAILED", "Delivery", "OverflowPolicy"]
+__all__ = ["AWAIT_CLOSE", "FAILED", "WAIT", "Delivery", "OverflowPolicy"]
 
 
 class OverflowPolicy(str, enum.Enum):
@@ -65,6 +68,13 @@ class _Failed:
 
 FAILED: Final = _Failed()
 """Queued behind the messages that preceded a protocol error: reaching it fails the connection."""
+
+WAIT: Final = "wait"
+"""What :meth:`Delivery.empty` says when a message (or a new connection) may still come: wait."""
+
+AWAIT_CLOSE: Final = "await_close"
+"""What :meth:`Delivery.empty` says after the closing handshake: wait for the server to close TCP (RFC 6455
+§7.1.1, bounded by ``close_timeout``), then look again."""
 
 
 class Delivery:
@@ -173,6 +183,28 @@ class Delivery:
         if self.paused:
             self.paused = False
             self._resume()
+
+    def empty(
+        self, protocol: ClientProtocol, *, reconnecting: bool, gave_up: BaseException | None = None
+    ) -> str:
+        """What a reader finds when the queue is empty, on the connection of *protocol*: :data:`WAIT` or
+        :data:`AWAIT_CLOSE`. *reconnecting*: whether another connection may still follow this one;
+        *gave_up*: why reconnecting gave up, if it did.
+
+        Raises:
+            ConnectionClosedError: the ``"error"`` policy failed the connection (after the messages
+                queued before the overflow), or it closed abnormally and none follows.
+            ConnectionClosedOK: it closed normally and none follows.
+        """
+        if self.error is not None:
+            raise self.error
+        if protocol.state is State.CLOSED or protocol.failed:
+            if not reconnecting:
+                raise gave_up or protocol.closed_exception()
+            return WAIT  # between connections: the reconnection (or giving up) wakes the reader
+        if protocol.close_received is not None and protocol.state is not State.OPEN:
+            return AWAIT_CLOSE
+        return WAIT
 
     def get(self) -> Any:
         """Take the next message (the queue holds one): a message, a :class:`~wsfast.Reconnected`

@@ -38,7 +38,7 @@ from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
 from ..deflate import Deflate, Negotiated
-from ..delivery import FAILED, Delivery, OverflowPolicy
+from ..delivery import AWAIT_CLOSE, FAILED, Delivery, OverflowPolicy
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -241,18 +241,14 @@ class WebSocket(Observable):
         self._on_message = config["on_message"]
         self._on_ping = config["on_ping"]
         self._on_pong = config["on_pong"]
-        self._on_idle = config["on_idle"]
-        self._on_connect = config["on_connect"]
-        self._on_disconnect = config["on_disconnect"]
         self._close_timeout: float | None = config["close_timeout"]
-        self._reconnect = config.reconnect
         self._core = self._new_core(None)
         # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
         self._lifecycle = Lifecycle(
             ping_interval=config["ping_interval"],
             ping_timeout=config["ping_timeout"],
             idle_timeout=config["idle_timeout"],
-            on_idle=self._on_idle is not None,
+            on_idle=config["on_idle"] is not None,
             reconnect=config.reconnect,
         )
         # The receive queue's policy (wsfast.delivery); its deque and bound methods are kept for the hot
@@ -350,10 +346,11 @@ class WebSocket(Observable):
         """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine). If it
         raises, the connection is failed (1011) and the error raised again; after the first connection
         no reconnection follows (:func:`connect` raises it), after a reconnection *reconnect* applies."""
-        if self._on_connect is None:
+        on_connect = self._config["on_connect"]
+        if on_connect is None:
             return
         try:
-            result = self._on_connect(self)
+            result = on_connect(self)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
@@ -614,8 +611,8 @@ class WebSocket(Observable):
             stopped=self._stopping,
             fatal=self._delivery.error is not None,
         )
-        if self._on_disconnect is not None:
-            self._call(self._on_disconnect, info)
+        if self._config["on_disconnect"] is not None:
+            self._call(self._config["on_disconnect"], info)
         if isinstance(decision, Retry):
             self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(decision))
         else:
@@ -662,12 +659,7 @@ class WebSocket(Observable):
 
     def _may_reconnect(self) -> bool:
         """Whether another connection may still follow the current one."""
-        return (
-            self._reconnect is not None
-            and not self._stopping
-            and self._delivery.error is None
-            and not self._closed.done()
-        )
+        return self._config.reconnect is not None and not self._stopping and not self._closed.done()
 
     async def _await_end(self) -> None:
         """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
@@ -716,9 +708,9 @@ class WebSocket(Observable):
         if verdict.abort:
             self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
             return
-        if verdict.on_idle and self._on_idle is not None:
+        if verdict.on_idle and self._config["on_idle"] is not None:
             logger.info("%s: no message for %g s", self.url, lifecycle.idle_timeout)
-            result = self._call(self._on_idle, self)
+            result = self._call(self._config["on_idle"], self)
             if inspect.isawaitable(result):
                 self._loop.create_task(_logged(result, "on_idle"))
         deadline = lifecycle.deadline
@@ -779,15 +771,12 @@ class WebSocket(Observable):
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            if self._delivery.error is not None:
-                raise self._delivery.error
-            core = self._core
-            if core.state is State.CLOSED or core.failed:
-                if not self._may_reconnect():
-                    raise self._gave_up or core.closed_exception()
-                # Between connections: wait for the reconnection (or for giving up).
-            elif core.close_received is not None and core.state is not State.OPEN:
-                await self._await_end()  # the closing handshake is done: the server closes TCP next
+            reconnecting = self._may_reconnect()
+            if (
+                self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=self._gave_up)
+                is AWAIT_CLOSE
+            ):
+                await self._await_end()
                 continue
             if self._recv_waiter is not None:
                 raise ConcurrencyError(
