@@ -211,6 +211,10 @@ class Delivery:
         marker, or :data:`FAILED` (the driver fails the connection and raises its error). Resumes
         reading when the queue is down to the low-water mark.
 
+        While :attr:`paused` is false, popping the queue and raising a decode error is all this does: a
+        driver's hot path may do it inline (a call less per message) when the next item is not
+        :data:`FAILED`.
+
         Raises:
             MessageDecodeError: ``loads`` rejected this message (its bytes in ``.payload``); the next
                 message follows on the next call.
