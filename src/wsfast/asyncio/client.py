@@ -459,7 +459,7 @@ class WebSocket(Observable):
                             logger.exception("exception in on_message")
                 else:
                     if self._put(events, core):
-                        self._overflowed()
+                        self._closing()  # the "error" overflow policy failed the connection (1008)
                     self._wake_receiver()
             return
         reply = core.data_to_send()
@@ -515,26 +515,15 @@ class WebSocket(Observable):
                 self._call(on_message, event)
         if on_message is None and (messages or self._queue):
             if self._delivery.put(messages, self._core):
-                self._overflowed()
+                self._closing()  # the "error" overflow policy failed the connection (1008)
             self._wake_receiver()
-
-    def _overflowed(self) -> None:
-        """The ``"error"`` overflow policy failed the connection (1008): send the CLOSE, then close."""
-        reply = self._core.data_to_send()
-        if reply:
-            self._write(reply)
-        self._closing()
 
     def _fail_now(self) -> None:
         """Fail the connection for the protocol error found earlier (RFC 6455 §7.1.7)."""
         if self._failure_timer is not None:
             self._failure_timer.cancel()
             self._failure_timer = None
-        core = self._core
-        core.finish_receive()
-        reply = core.data_to_send()
-        if reply:
-            self._write(reply)
+        self._core.finish_receive()
         transport = self._transport
         if self._delivery.release_failure() and transport is not None:
             # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
@@ -542,8 +531,12 @@ class WebSocket(Observable):
         self._closing()
 
     def _closing(self) -> None:
-        """The connection left OPEN: fail it, or bound the wait for the server to close TCP."""
+        """The connection left OPEN: send what the core has to send (the CLOSE), then fail the
+        connection, or bound the wait for the server to close TCP."""
         core = self._core
+        reply = core.data_to_send()
+        if reply:
+            self._write(reply)
         transport = self._transport
         if core.failed and transport is not None and not transport.is_closing():
             # RFC 6455 §7.1.7: after the failing CLOSE, stop sending at once. A half-close (not a full
