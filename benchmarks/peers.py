@@ -488,13 +488,13 @@ def offline_connection(on_message, connection_class=None, subscriber=None, imple
     )
 
     async def make():
-        ws = WebSocket(connector._url, connector=connector, **connector._options)
+        ws = WebSocket(connector)
         if subscriber is not None:
             ws.subscribe(subscriber)
         connection = (connection_class or _Connection)(ws)
         connection.transport = StandInTransport()
         accepted = Accepted(Response(101, "Switching Protocols", Headers()), None, [], b"")
-        ws._open(connection, accepted, connector._url)
+        ws._open(connection, accepted, connector._config.url)
         return ws, connection
 
     loop = asyncio.new_event_loop()

@@ -337,7 +337,7 @@ class TestBackpressure:
                 async with wsfast.connect(server.url(), max_queue=16, implementation=codec_impl.name) as ws:
                     await asyncio.sleep(0.3)  # a slow consumer: the server keeps sending meanwhile
                     # Reading paused at 16 messages; one read buffer (256 KiB) is the most in flight.
-                    assert ws._reading_paused
+                    assert ws._delivery.paused
                     assert len(ws._queue) <= 16 + 256 * 1024 // len("message 0")
                     received = [message async for message in ws]
                     assert received == [f"message {i}" for i in range(self.COUNT)]
@@ -361,7 +361,7 @@ class TestBackpressure:
                     server.url(), max_queue=4, close_timeout=5.0, implementation=codec_impl.name
                 )
                 await asyncio.sleep(0.2)
-                assert ws._reading_paused  # the queue is full and nobody reads it
+                assert ws._delivery.paused  # the queue is full and nobody reads it
                 await ws.close()
                 # Reading resumed for the server's CLOSE: a clean handshake, not an abort (1006).
                 assert ws.close_code == 1000

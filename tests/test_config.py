@@ -4,6 +4,7 @@ headers, ssl= with ws://, contradictory options), the codec twin the implementat
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import socket
@@ -258,12 +259,13 @@ class TestRoutes:
     def test_new_options_are_stored_for_the_drivers(self, client: str, tmp_path: Path) -> None:
         context = ssl.create_default_context()
         instance = build(client, proxy="socks5h://u:p@proxy:1080", proxy_ssl=context, open_timeout=2)
-        assert (instance._proxy, instance._proxy_ssl, instance._open_timeout) == (
+        config = instance._config
+        assert (config["proxy"], config["proxy_ssl"], config["open_timeout"]) == (
             "socks5h://u:p@proxy:1080",
             context,
             2,
         )
-        assert build(client, unix_socket=tmp_path / "s")._unix_socket == str(tmp_path / "s")
+        assert build(client, unix_socket=tmp_path / "s")._config["unix_socket"] == str(tmp_path / "s")
         assert build(client, proxy=True)._config["proxy"] is True
 
     def test_sock_is_stored(self, client: str) -> None:
@@ -349,8 +351,12 @@ class TestImplementation:
         from wsfast.asyncio.client import WebSocket
 
         connector = wsfast.connect(URL, implementation="python")
-        assert connector._options["codec"] is codec_twins()["python"]
-        assert "codec" in inspect.signature(WebSocket).parameters
+        assert connector._config.codec is codec_twins()["python"]
+
+        async def make() -> WebSocket:
+            return WebSocket(connector)
+
+        assert asyncio.run(make())._core.codec is codec_twins()["python"]
 
     def test_from_text(self) -> None:
         assert options.validate({"implementation": " Python "}, from_text=True) == {

@@ -90,7 +90,7 @@ def test_asyncio_iterator_with_pause_overflow(codec_impl: types.SimpleNamespace)
                 async for item in ws:
                     received.append(item)
                     if len(received) % 500 == 0:
-                        paused += ws._reading_paused
+                        paused += ws._delivery.paused
                         await asyncio.sleep(0.1)  # a slow consumer: the queue fills, reading pauses
                 assert ws.dropped == 0
             assert ws.close_code == 1000

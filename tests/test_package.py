@@ -33,6 +33,7 @@ CORE_MODULES = [
     "protocol.py",
     "health.py",
     "lifecycle.py",
+    "delivery.py",
     "deflate.py",
     "opening.py",
     "socks.py",

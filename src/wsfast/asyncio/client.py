@@ -1,9 +1,12 @@
 """The asyncio client.
 
-A thin I/O layer: :class:`_Connection` is an :class:`asyncio.BufferedProtocol` that hands the transport's
-reusable receive buffer straight to :class:`~wsfast.protocol.ClientProtocol`, which makes every protocol
-decision. Messages go to an inline ``on_message`` callback (no queue, no task per message, as picows
-listeners) or to a bounded queue read by :meth:`WebSocket.recv` and ``async for``.
+A thin I/O layer over the sans-I/O core: :class:`~wsfast.asyncio._connection._Connection` (a
+:class:`asyncio.BufferedProtocol`) hands the transport's reusable receive buffer straight to
+:class:`~wsfast.protocol.ClientProtocol`, which makes every protocol decision; :mod:`wsfast.opening`
+decides the opening (executed by :mod:`wsfast.asyncio._opening`), :mod:`wsfast.lifecycle` keepalive and
+reconnecting, :mod:`wsfast.delivery` the receive queue. Messages go to an inline ``on_message`` callback
+(no queue, no task per message, as picows listeners) or to the queue read by :meth:`WebSocket.recv` and
+``async for``.
 
 Example::
 
@@ -16,10 +19,8 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
-import enum
 import inspect
 import logging
 import os
@@ -27,17 +28,17 @@ import socket
 import ssl as ssl_module
 import threading
 import time
-import types
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
 from .. import codec
 from .._monitor import Monitor, Observable, Subscriber, next_connection_id
-from .._opening_io import Reporter, tls_contexts
+from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
-from ..deflate import Deflate
+from ..deflate import Deflate, Negotiated
+from ..delivery import AWAIT_CLOSE, FAILED, Delivery, OverflowPolicy
 from ..exceptions import (
     ConcurrencyError,
     ConnectionClosed,
@@ -58,10 +59,10 @@ from ..health import (
 )
 from ..http11 import Response
 from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from ..opening import Opening
 from ..options import ASYNCIO, get_option
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL
+from ._connection import _Connection, _Phase
 from ._opening import open_transport
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
@@ -69,19 +70,6 @@ __all__ = ["OverflowPolicy", "WebSocket", "connect"]
 logger = logging.getLogger("wsfast")
 
 DEFAULT_USER_AGENT: str = get_option("user_agent").default  # defined once, in wsfast.options
-RECEIVE_BUFFER_SIZE = 256 * 1024
-
-
-class OverflowPolicy(str, enum.Enum):
-    """What happens when messages arrive faster than the application reads them (``max_queue``)."""
-
-    PAUSE = "pause"  # stop reading from the socket (TCP backpressure) until the queue drains to 1/4
-    DROP_OLDEST = "drop_oldest"  # keep the newest max_queue messages, count the dropped ones
-    ERROR = "error"  # fail the connection (1008) and raise from recv()
-
-
-# Queued behind the messages that preceded a protocol error: reaching it fails the connection.
-_FAILURE = object()
 
 _LOOP_CLOSED = "the event loop that owned the connection is closed"
 
@@ -106,162 +94,34 @@ async def _logged(awaitable: Awaitable[Any], name: str) -> None:
         logger.exception("exception in %s", name)
 
 
-class _Phase(enum.Enum):
-    HANDSHAKE = 1  # opening: TCP, TLS, the proxy's exchange, the upgrade
-    OPEN = 2
-    ENDED = 3  # replaced or closed: callbacks from its transport are ignored
-
-
-_PHASE_OPEN = _Phase.OPEN  # read on every socket read: a global, not an enum attribute (~70 ns on 3.11)
-
-
-class _Connection(asyncio.BufferedProtocol):
-    """The asyncio protocol: moves bytes between the transport and the sans-I/O core."""
-
-    def __init__(self, ws: WebSocket) -> None:
-        self._ws = ws
-        self._buffer = bytearray(RECEIVE_BUFFER_SIZE)
-        self._view = memoryview(self._buffer)
-        self.transport: asyncio.Transport | None = None
-        self.phase = _Phase.HANDSHAKE
-        self.pending = bytearray()  # bytes read before the WebSocket connection is open
-        self.waiter: asyncio.Future[None] | None = None  # woken when pending grows or the peer leaves
-        self.lost = asyncio.get_running_loop().create_future()
-        self.eof = False
-        self.events: Monitor | None = ws._events
-        self.closed_reported = False
-
-    # Transport callbacks
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._view
-
-    def buffer_updated(self, nbytes: int) -> None:
-        if self.events is not None:
-            self.events.data_read(self._view[:nbytes])
-        if self.phase is _PHASE_OPEN:
-            self._ws._receive(self._view[:nbytes])
-        else:
-            self.pending += self._view[:nbytes]
-            self._wake()
-
-    def eof_received(self) -> bool | None:
-        if self.phase is _Phase.OPEN:
-            self.report_closed()  # returning None closes the transport
-        self.eof = True
-        self._wake()
-        self.end()
-        return None  # close the transport
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.phase is _Phase.OPEN:
-            self.report_closed()  # before, the code opening the connection reports it in order
-        self.eof = True
-        self._wake()
-        self.end()
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def end(self) -> None:
-        """The open WebSocket connection on this transport ended (once)."""
-        if self.phase is _Phase.OPEN:
-            self.phase = _Phase.ENDED
-            self._ws._connection_ended(self)
-
-    def pause_writing(self) -> None:
-        self._ws._pause_writing()
-
-    def resume_writing(self) -> None:
-        self._ws._resume_writing()
-
-    def report_closed(self) -> None:
-        """Tell the event subscribers, once, that the socket is closed."""
-        if self.events is not None and not self.closed_reported:
-            self.closed_reported = True
-            self.events.closed()
-
-    # Before the connection is open
-
-    def _wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def read(self) -> bytes:
-        """The bytes received so far and not read yet, waiting for some; ``b""`` once the peer closed."""
-        while not self.pending and not self.eof:
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
-        data, self.pending = bytes(self.pending), bytearray()
-        return data
-
-
 class connect:
     """Open a WebSocket connection: ``ws = await connect(url)`` or ``async with connect(url) as ws``.
+
+    Example::
+
+        async with wsfast.connect("wss://stream.example.com/ws", reconnect=True) as ws:
+            await ws.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
+            async for message in ws:  # a wsfast.Reconnected marker at each reconnection
+                handle(message)
 
     Args:
         url: a ``ws://`` or ``wss://`` URL; ``user:password@`` becomes Basic auth.
         on_message: called inline with each message, from the protocol's data path (no queue, no task):
             the lowest latency. Without it, read messages with :meth:`WebSocket.recv` or ``async for``.
-        on_ping: ``on_ping(payload)`` replaces the automatic PONG; answer with :meth:`WebSocket.pong`.
-        on_pong: ``on_pong(payload)`` for each PONG received.
-        headers, token, token_type, subprotocols, origin, user_agent: the handshake, as for
-            :class:`wsfast.WebSocketClient`.
-        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
-            verification. With a ``ws://`` URL: an :class:`~wsfast.OptionError` (never silent plaintext).
-        server_hostname: the TLS server name when it differs from the host.
-        proxy, proxy_ssl, unix_socket, sock: how to reach the server, as for :class:`wsfast.WebSocketClient`:
-            a proxy URL (http, https, socks4, socks4a, socks5, socks5h) or ``True`` (from the environment),
-            the TLS context of an ``https://`` proxy, a Unix socket path, a connected socket (wsfast owns it
-            from then on; a reconnection cannot use it). Off by default.
-        open_timeout: seconds for TCP, TLS, the proxy, the handshake and redirects together (default 10);
-            :class:`~wsfast.OpenTimeout` on expiry.
-        close_timeout: seconds :meth:`WebSocket.close` waits for the closing handshake (default 10;
-            ``None``: no limit).
-        max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
-        max_redirects: how many 3xx answers are followed (default 5).
-        max_queue: messages held for :meth:`WebSocket.recv` before *overflow* applies (default 1024).
-        overflow: an :class:`OverflowPolicy` (``"pause"`` by default: TCP backpressure, nothing lost).
-        text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
-        loads: a callable applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec
-            decoder), so JSON never round-trips through ``str``. A message it rejects is never handed on
-            as a message: :meth:`WebSocket.recv` and ``async for`` raise
-            :class:`~wsfast.MessageDecodeError` for it (its bytes in ``.payload``; the connection stays
-            usable), *on_message* never sees it (it is logged and skipped); either way it is counted in
-            ``stats().decode_errors``.
-        compression: ``"deflate"`` (or a :class:`wsfast.Deflate`) offers permessage-deflate (RFC 7692);
-            off by default, as it costs CPU on every message and pays only on compressible feeds.
-        ping_interval, ping_timeout: keepalive, as for :class:`wsfast.WebSocketClient` (20 s each by
-            default): a PING every *ping_interval*; no complete frame within *ping_timeout* of it fails the
-            connection with 1011, and waiting :meth:`WebSocket.recv` calls raise
-            :class:`~wsfast.KeepaliveTimeout`.
-        idle_timeout, on_idle: the data-idle watchdog: after *idle_timeout* seconds without a data
-            message, ``on_idle(ws)`` runs (it may be a coroutine function), or without it the connection is
-            closed (1001, :class:`~wsfast.IdleTimeout`) and *reconnect* applies.
-        reconnect: ``True`` or a :class:`~wsfast.ReconnectPolicy` reconnects whenever a connection is
-            lost, except after :meth:`WebSocket.close`. The same :class:`WebSocket` object serves every
-            connection; :meth:`WebSocket.recv` and ``async for`` wait through the gap and then return a
-            :class:`~wsfast.Reconnected` marker before the new connection's messages, so a consumer can
-            resynchronise. Off by default.
-        on_connect: ``on_connect(ws)`` (or a coroutine function) after every successful connection and
-            reconnection, before it is handed over: send subscriptions here. An error in it fails the
-            first :func:`connect`; after a reconnection it closes that connection (1011).
-        on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` each time a
-            connection is lost.
-        events: a subscriber for socket events (:mod:`wsfast.events`): an :class:`asyncio.Queue`, a
-            :class:`queue.Queue` or a callable; see also :meth:`WebSocket.subscribe`.
-        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
-            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
-            are sent to the subscribers.
-        implementation: the codec twin, ``"python"`` or ``"cython"``; ``None``: :data:`wsfast.implementation`.
+        headers: extra handshake headers, checked here (not after TCP is open).
+        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate verification.
+        proxy: a proxy URL (``http``, ``https``, ``socks4``, ``socks4a``, ``socks5``, ``socks5h``), or
+            ``True``: from the environment (``HTTPS_PROXY``, ``NO_PROXY``...). Off by default.
+        max_queue, overflow: messages held for :meth:`WebSocket.recv`, and what happens beyond them (an
+            :class:`OverflowPolicy`; ``"pause"`` by default: TCP backpressure, nothing lost).
+        reconnect: ``True`` or a :class:`~wsfast.ReconnectPolicy`: reconnect whenever a connection is lost,
+            except after :meth:`WebSocket.close`. Off by default.
+        on_connect: ``on_connect(ws)`` (or a coroutine function) after every connection and reconnection,
+            before it is handed over: send subscriptions here.
 
-    Every option is described in :mod:`wsfast.options`; :class:`wsfast.config.Config` validates them
-    once (unknown names get a "did you mean"; headers are checked here, not after TCP is open).
+    Every option (timeouts, keepalive, limits, compression, *loads*, events...) is described once, with
+    its default, in :mod:`wsfast.options` (``python -m wsfast options``, docs/options.md). An unknown
+    name raises :class:`~wsfast.OptionError` with a "did you mean".
     """
 
     @checks_options(ASYNCIO)
@@ -306,42 +166,9 @@ class connect:
         implementation: str | None = None,
     ) -> None:
         # Every option checked against wsfast.options.OPTIONS, derived values computed once.
-        self._config = config = Config.build(ASYNCIO, locals())
-        self._url = config.url
-        self._compression = config.compression
-        self._options = dict(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            idle_timeout=idle_timeout,
-            on_idle=on_idle,
-            reconnect=config.reconnect,
-            on_connect=on_connect,
-            on_disconnect=on_disconnect,
-            on_message=on_message,
-            on_ping=on_ping,
-            on_pong=on_pong,
-            close_timeout=close_timeout,
-            max_message_size=max_message_size,
-            max_queue=max_queue,
-            overflow=OverflowPolicy(overflow),
-            text_as_bytes=text_as_bytes,
-            loads=loads,
-            codec=config.codec,
-        )
-        self._headers = list(config.headers)
-        self._authorization = config.authorization
-        self._subprotocols = list(config["subprotocols"])
-        self._origin = origin
-        self._user_agent = user_agent
-        self._ssl = ssl
-        self._server_hostname = server_hostname
-        self._proxy = proxy
-        self._proxy_ssl = proxy_ssl
-        self._unix_socket = config["unix_socket"]
-        self._sock = sock
+        self._config = Config.build(ASYNCIO, locals())
+        self._sock = sock  # a socket given with sock= serves the first connection only
         self._sock_used = sock is not None
-        self._open_timeout = open_timeout
-        self._max_redirects = max_redirects
         self._ws: WebSocket | None = None
         self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
 
@@ -362,9 +189,8 @@ class connect:
             await self._ws.close(CloseCode.NORMAL_CLOSURE if exc is None else CloseCode.GOING_AWAY)
 
     async def _open(self) -> WebSocket:
-        ws = WebSocket(self._url, connector=self, **self._options)  # type: ignore[arg-type]
-        connection, accepted, url = await self._establish(ws)
-        ws._open(connection, accepted, url)
+        ws = WebSocket(self)
+        ws._open(*await self._establish(ws))
         try:
             await ws._run_on_connect()
         except Exception:
@@ -378,40 +204,23 @@ class connect:
     async def _establish(self, ws: WebSocket) -> tuple[_Connection, Accepted, WebSocketURL]:
         """A new open connection for *ws*: every decision is :class:`~wsfast.opening.Opening`'s, executed with
         transports by :func:`~wsfast.asyncio._opening.open_transport` within *open_timeout*."""
-        connection_id = next_connection_id()
-        events = self._events
+        ws.connection_id = connection_id = next_connection_id()
+        ws._events = events = self._events
         if events is not None:
             events.connection_id = connection_id
-        ws.connection_id, ws._events = connection_id, events
         if self._sock is None and self._sock_used:
             raise OpeningError(
                 "the socket given with sock= served the first connection and cannot be reconnected; "
                 "give a URL (or unix_socket=) that wsfast can connect to again"
             )
         reporter = Reporter(events)
-        opening = Opening(
-            self._url,
-            tls_context=tls_contexts(self._ssl, self._proxy_ssl),
-            headers=self._headers,
-            subprotocols=self._subprotocols,
-            origin=self._origin,
-            user_agent=self._user_agent,
-            authorization=self._authorization,
-            compression=self._compression,
-            proxy=self._proxy,
-            environ=os.environ,
-            unix_socket=self._unix_socket,
-            sock_given=self._sock is not None,
-            max_redirects=self._max_redirects,
-            server_hostname=self._server_hostname,
-            report=reporter,
-        )
-        given, self._sock = self._sock, None  # a socket given with sock= serves one connection
+        opening = new_opening(self._config, reporter, sock_given=self._sock is not None)
+        given, self._sock = self._sock, None
         connection, accepted, url = await open_transport(
-            opening, reporter, lambda: _Connection(ws), open_timeout=self._open_timeout, sock=given
+            opening, reporter, lambda: _Connection(ws), open_timeout=self._config["open_timeout"], sock=given
         )
-        if url != self._url:
-            logger.info("redirected from %s to %s", self._url, url)
+        if url != self._config.url:
+            logger.info("redirected from %s to %s", self._config.url, url)
         return connection, accepted, url
 
 
@@ -425,64 +234,32 @@ class WebSocket(Observable):
     :class:`~wsfast.ConcurrencyError`.
     """
 
-    def __init__(
-        self,
-        url: WebSocketURL,
-        *,
-        connector: connect,
-        on_message: Callable[[Any], Any] | None,
-        on_ping: Callable[[bytes], Any] | None,
-        on_pong: Callable[[bytes], Any] | None,
-        close_timeout: float | None,
-        max_message_size: int | None,
-        max_queue: int,
-        overflow: OverflowPolicy,
-        text_as_bytes: bool,
-        loads: Callable[[bytes], Any] | None,
-        ping_interval: float | None,
-        ping_timeout: float | None,
-        idle_timeout: float | None,
-        on_idle: WebSocketHook | None,
-        reconnect: ReconnectPolicy | None,
-        on_connect: WebSocketHook | None,
-        on_disconnect: Callable[[Disconnected], Any] | None,
-        codec: types.ModuleType | None = None,
-    ) -> None:
-        self.url = url
-        self._codec = codec
+    def __init__(self, connector: connect) -> None:
         self._connector = connector
-        self._on_message = on_message
-        self._on_ping = on_ping
-        self._on_pong = on_pong
-        self._close_timeout = close_timeout
-        self._max_queue = max_queue
-        self._low_water = max(max_queue // 4, 1) if max_queue > 1 else 0
-        self._overflow = overflow
-        self._text_as_bytes = text_as_bytes
-        self._loads = loads
-        self._max_message_size = max_message_size
-        self._core = ClientProtocol(
-            max_message_size=max_message_size,
-            auto_pong=on_ping is None,
-            text_as_bytes=text_as_bytes,
-            loads=loads,
-            codec=codec,
-        )
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._idle_timeout = idle_timeout
-        self._on_idle = on_idle
-        self._reconnect = reconnect
-        self._on_connect = on_connect
-        self._on_disconnect = on_disconnect
+        self._config = config = connector._config
+        self.url = config.url
+        self._on_message = config["on_message"]
+        self._on_ping = config["on_ping"]
+        self._on_pong = config["on_pong"]
+        self._close_timeout: float | None = config["close_timeout"]
+        self._core = self._new_core(None)
         # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
         self._lifecycle = Lifecycle(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            idle_timeout=idle_timeout,
-            on_idle=on_idle is not None,
-            reconnect=reconnect,
+            ping_interval=config["ping_interval"],
+            ping_timeout=config["ping_timeout"],
+            idle_timeout=config["idle_timeout"],
+            on_idle=config["on_idle"] is not None,
+            reconnect=config.reconnect,
         )
+        # The receive queue's policy (wsfast.delivery); its deque and bound methods are kept for the hot
+        # paths (an attribute lookup less per message).
+        self._delivery = Delivery(
+            config["max_queue"],
+            config["overflow"],
+            pause_reading=self._pause_reading,
+            resume_reading=self._resume_reading,
+        )
+        self._queue, self._put, self._get = self._delivery.queue, self._delivery.put, self._delivery.get
         self._beat_timer: asyncio.TimerHandle | None = None
         self._beat_due = 0.0
         self._last_received_at = 0.0
@@ -494,9 +271,7 @@ class WebSocket(Observable):
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
         self._connection: _Connection | None = None
-        self._queue: collections.deque[Any] = collections.deque()
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
         self._writing_paused = False
         self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
@@ -504,11 +279,7 @@ class WebSocket(Observable):
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
         self._connection_closed = self._loop.create_future()  # the end of the current connection
         self._close_timer: asyncio.TimerHandle | None = None
-        self._overflow_error: ConnectionClosedError | None = None
-        self._failure_queued = False
         self._failure_timer: asyncio.TimerHandle | None = None
-        self.dropped = 0
-        """Messages dropped by the ``drop_oldest`` overflow policy."""
         self.response: Response | None = None
         """The handshake response (status and headers)."""
         self.subprotocol: str | None = None
@@ -528,37 +299,36 @@ class WebSocket(Observable):
         if self._connection is not None:
             self._connection.events = events
 
+    def _new_core(self, compression: Negotiated | None) -> ClientProtocol:
+        config = self._config
+        return ClientProtocol(
+            max_message_size=config["max_message_size"],
+            auto_pong=self._on_ping is None,
+            text_as_bytes=config["text_as_bytes"],
+            loads=config["loads"],
+            compression=compression,
+            codec=config.codec,
+        )
+
     # Opening
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
         """Make *connection* (handshake done) the current one: a new protocol core, new timers."""
-        self._core = ClientProtocol(
-            max_message_size=self._max_message_size,
-            auto_pong=self._on_ping is None,
-            text_as_bytes=self._text_as_bytes,
-            loads=self._loads,
-            compression=accepted.compression,
-            codec=self._codec,
-        )
+        self._core = self._new_core(accepted.compression)
         self._connection = connection
         self._connection_closed = self._loop.create_future()
-        self._close_timer = None
-        self._failure_queued = False
-        self._failure_timer = None
-        self._writing_paused = False
-        self._reading_paused = False
-        self._replies_paused_reading = False
+        self._close_timer = self._failure_timer = None
+        self._writing_paused = self._replies_paused_reading = False
         self.url = url
-        self.response = accepted.response
-        self.subprotocol = accepted.subprotocol
+        self.response, self.subprotocol = accepted.response, accepted.subprotocol
         self._last_received_at = now = time.monotonic()
         marker = self._lifecycle.opened(
             self._core, now=now, wall=time.time(), connection_id=self.connection_id
         )
         if marker is not None:
             self.reconnected = marker
-            if self._on_message is None:
-                self._queue.append(marker)  # the gap, in the stream, before the new messages
+        # The Reconnected marker goes in the stream, before the new messages (not to on_message).
+        self._delivery.opened(marker if self._on_message is None else None)
         deadline = self._lifecycle.deadline
         if deadline is not None:
             self._schedule_beat(deadline)
@@ -576,10 +346,11 @@ class WebSocket(Observable):
         """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine). If it
         raises, the connection is failed (1011) and the error raised again; after the first connection
         no reconnection follows (:func:`connect` raises it), after a reconnection *reconnect* applies."""
-        if self._on_connect is None:
+        on_connect = self._config["on_connect"]
+        if on_connect is None:
             return
         try:
-            result = self._on_connect(self)
+            result = on_connect(self)
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
@@ -627,6 +398,15 @@ class WebSocket(Observable):
         if self._core.state is State.CLOSED:
             return self._core.close_reason
         return _LOOP_CLOSED if self._loop.is_closed() else None
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped by the ``drop_oldest`` overflow policy."""
+        return self._delivery.dropped
+
+    @property
+    def _transport(self) -> asyncio.Transport | None:
+        return self._connection.transport if self._connection is not None else None
 
     # Ownership: the event loop (and its thread) that opened the connection
 
@@ -678,8 +458,9 @@ class WebSocket(Observable):
                         except Exception:
                             logger.exception("exception in on_message")
                 else:
-                    self._queue.extend(events)
-                    self._queue_grew()
+                    if self._put(events, core):
+                        self._closing()  # the "error" overflow policy failed the connection (1008)
+                    self._wake_receiver()
             return
         reply = core.data_to_send()
         if reply:
@@ -689,49 +470,74 @@ class WebSocket(Observable):
                 # until it does, as the threaded client's event thread blocks in sendall. Otherwise a
                 # PING flood grows the write buffer without bound.
                 self._replies_paused_reading = True
-                if self._connection is not None and self._connection.transport is not None:
-                    self._connection.transport.pause_reading()
+                self._pause_reading()
         if events:
             self._dispatch(events)
         if core.failure_pending:
             # Frames are processed strictly in order: the messages before the bad frame are handled
             # first, so the application can still answer them. An inline callback already has; with a
             # queue, the failure waits behind the queued messages (bounded by close_timeout).
-            if self._on_message is not None or not self._queue:
+            if self._on_message is not None or not self._delivery.queue_failure():
                 self._fail_now()
                 return
-            if not self._failure_queued:
-                self._failure_queued = True
-                self._queue.append(_FAILURE)
-                if self._connection is not None and self._connection.transport is not None:
-                    self._connection.transport.pause_reading()
-                if self._close_timeout is not None:
-                    self._failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
-                self._wake_receiver()
+            if self._failure_timer is None and self._close_timeout is not None:
+                self._failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
+            self._wake_receiver()
             return
         if core.state is not State.OPEN:
             self._closing()
+
+    def _dispatch(self, events: list[Any]) -> None:
+        on_message = self._on_message
+        # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
+        for event in events:
+            kind = type(event)
+            if kind is Pong:
+                self._pong_received(event.payload)
+            elif kind is not Ping and kind is not Close:
+                self._last_message_at = self._last_received_at
+        messages = []
+        for event in events:
+            kind = type(event)
+            if kind is Ping:
+                if self._on_ping is not None:
+                    self._call(self._on_ping, event.payload)
+            elif kind is Pong:
+                if self._on_pong is not None:
+                    self._call(self._on_pong, event.payload)
+            elif kind is Close:
+                pass
+            elif on_message is None:
+                messages.append(event)
+            elif kind is MessageDecodeError:
+                logger.error("skipping a text message that loads() rejected: %s", event)
+            else:
+                self._call(on_message, event)
+        if on_message is None and (messages or self._queue):
+            if self._delivery.put(messages, self._core):
+                self._closing()  # the "error" overflow policy failed the connection (1008)
+            self._wake_receiver()
 
     def _fail_now(self) -> None:
         """Fail the connection for the protocol error found earlier (RFC 6455 §7.1.7)."""
         if self._failure_timer is not None:
             self._failure_timer.cancel()
             self._failure_timer = None
-        core = self._core
-        core.finish_receive()
-        reply = core.data_to_send()
-        if reply:
-            self._write(reply)
-        if self._failure_queued and self._connection is not None and self._connection.transport is not None:
+        self._core.finish_receive()
+        transport = self._transport
+        if self._delivery.release_failure() and transport is not None:
             # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
-            self._reading_paused = False
-            self._connection.transport.resume_reading()
+            transport.resume_reading()
         self._closing()
 
     def _closing(self) -> None:
-        """The connection left OPEN: fail it, or bound the wait for the server to close TCP."""
+        """The connection left OPEN: send what the core has to send (the CLOSE), then fail the
+        connection, or bound the wait for the server to close TCP."""
         core = self._core
-        transport = self._connection.transport if self._connection is not None else None
+        reply = core.data_to_send()
+        if reply:
+            self._write(reply)
+        transport = self._transport
         if core.failed and transport is not None and not transport.is_closing():
             # RFC 6455 §7.1.7: after the failing CLOSE, stop sending at once. A half-close (not a full
             # close, which turns into a RST while the server still streams and can destroy our CLOSE
@@ -745,69 +551,16 @@ class WebSocket(Observable):
             self._close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
         self._wake_receiver()
 
-    def _dispatch(self, events: list[Any]) -> None:
-        on_message = self._on_message
-        queue = self._queue
-        # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                self._pong_received(event.payload)
-            elif kind is not Ping and kind is not Close:
-                self._last_message_at = self._last_received_at
-        for event in events:
-            kind = type(event)
-            if kind is Ping:
-                if self._on_ping is not None:
-                    self._call(self._on_ping, event.payload)
-            elif kind is Pong:
-                if self._on_pong is not None:
-                    self._call(self._on_pong, event.payload)
-            elif kind is Close:
-                pass
-            elif kind is MessageDecodeError and on_message is not None:
-                logger.error("skipping a text message that loads() rejected: %s", event)
-            elif on_message is not None:
-                self._call(on_message, event)
-            else:
-                queue.append(event)
-        if on_message is None and queue:
-            self._queue_grew()
+    def _pause_reading(self) -> None:
+        transport = self._transport
+        if transport is not None:
+            transport.pause_reading()
 
-    def _queue_grew(self) -> None:
-        queue = self._queue
-        if len(queue) >= self._max_queue:
-            if self._overflow is OverflowPolicy.PAUSE:
-                # Once closing, reading goes on: the server's CLOSE must be seen (close_timeout bounds it).
-                if (
-                    not self._reading_paused
-                    and self._connection is not None
-                    and self._core.close_sent is None
-                ):
-                    transport = self._connection.transport
-                    if transport is not None:
-                        transport.pause_reading()
-                        self._reading_paused = True
-            elif self._overflow is OverflowPolicy.DROP_OLDEST:
-                while len(queue) > self._max_queue:
-                    queue.popleft()
-                    self.dropped += 1
-            elif len(queue) > self._max_queue:
-                # The messages queued before the overflow stay readable; recv() raises the error after
-                # them. Those beyond max_queue are the overflow: the connection fails on them.
-                while len(queue) > self._max_queue:
-                    queue.pop()
-                reason = f"receive queue overflow (max_queue={self._max_queue})"
-                self._overflow_error = ConnectionClosedError(
-                    CloseCode.POLICY_VIOLATION, reason, self._core.close_received is not None
-                )
-                if self._core.state is State.OPEN:
-                    self._core.fail(CloseCode.POLICY_VIOLATION, reason)
-                    reply = self._core.data_to_send()
-                    if reply:
-                        self._write(reply)
-                self._closing()
-        self._wake_receiver()
+    def _resume_reading(self) -> None:
+        transport = self._transport
+        # While the server does not read our replies, reading stays paused (_resume_writing resumes).
+        if transport is not None and not self._replies_paused_reading:
+            transport.resume_reading()
 
     def _call(self, function: Callable[[Any], Any], argument: Any) -> Any:
         try:
@@ -820,6 +573,8 @@ class WebSocket(Observable):
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    # The end of a connection, reconnecting
 
     def _connection_ended(self, connection: _Connection) -> None:
         """The TCP connection of *connection* ended: settle everything waiting on it, then reconnect
@@ -847,10 +602,10 @@ class WebSocket(Observable):
             wall=time.time(),
             forced=forced,
             stopped=self._stopping,
-            fatal=self._overflow_error is not None,
+            fatal=self._delivery.error is not None,
         )
-        if self._on_disconnect is not None:
-            self._call(self._on_disconnect, info)
+        if self._config["on_disconnect"] is not None:
+            self._call(self._config["on_disconnect"], info)
         if isinstance(decision, Retry):
             self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(decision))
         else:
@@ -895,6 +650,33 @@ class WebSocket(Observable):
         self._reconnect_task = None
         self._finish()
 
+    def _may_reconnect(self) -> bool:
+        """Whether another connection may still follow the current one."""
+        return self._config.reconnect is not None and not self._stopping and not self._closed.done()
+
+    async def _await_end(self) -> None:
+        """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
+        connection, closed = self._connection, self._connection_closed
+        if not closed.done():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
+            if not closed.done() and self._connection is connection:
+                self._abort()
+                await asyncio.shield(closed)
+
+    async def _close_and_wait(self, code: int, reason: str) -> None:
+        """Start the closing handshake (RFC 6455 §7.1.2) and wait for the end of the connection."""
+        if self._core.state is not State.CLOSED:
+            frame = self._core.send_close(code, reason)
+            if frame:
+                self._write(frame)
+        await self._await_end()
+
+    def _abort(self) -> None:
+        transport = self._transport
+        if transport is not None:
+            transport.abort()
+
     # Keepalive and the idle watchdog (decisions in wsfast.lifecycle.Lifecycle; this layer owns time)
 
     def _schedule_beat(self, when: float) -> None:
@@ -919,9 +701,9 @@ class WebSocket(Observable):
         if verdict.abort:
             self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
             return
-        if verdict.on_idle and self._on_idle is not None:
+        if verdict.on_idle and self._config["on_idle"] is not None:
             logger.info("%s: no message for %g s", self.url, lifecycle.idle_timeout)
-            result = self._call(self._on_idle, self)
+            result = self._call(self._config["on_idle"], self)
             if inspect.isawaitable(result):
                 self._loop.create_task(_logged(result, "on_idle"))
         deadline = lifecycle.deadline
@@ -935,7 +717,7 @@ class WebSocket(Observable):
             now=time.monotonic(),
             wall=time.time(),
             last_message_at=self._last_message_at,
-            dropped=self.dropped,
+            dropped=self._delivery.dropped,
             queue_depth=len(self._queue),
         )
 
@@ -978,19 +760,28 @@ class WebSocket(Observable):
         """
         if _get_ident() != self._thread_id:
             raise self._misuse("recv")
+        queue = self._queue
+        if not queue or self._delivery.paused or queue[0] is FAILED:
+            return await self._next(timeout)
+        # The fast path, as in __anext__: Delivery.get inlined while reading is not paused (a call less,
+        # ~40 ns a message); popping and raising a decode error at its place are then all it does.
+        message = queue.popleft()
+        if type(message) is MessageDecodeError:
+            raise message
+        return message
+
+    async def _next(self, timeout: float | None) -> Any:
+        """:meth:`recv` when no message is ready, or reading is paused, or a failure is next."""
         if self._on_message is not None:
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            if self._overflow_error is not None:
-                raise self._overflow_error
-            core = self._core
-            if core.state is State.CLOSED or core.failed:
-                if not self._may_reconnect():
-                    raise self._gave_up or core.closed_exception()
-                # Between connections: wait for the reconnection (or for giving up).
-            elif core.close_received is not None and core.state is not State.OPEN:
-                await self._wait_closed_briefly()
+            reconnecting = self._may_reconnect()
+            if (
+                self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=self._gave_up)
+                is AWAIT_CLOSE
+            ):
+                await self._await_end()
                 continue
             if self._recv_waiter is not None:
                 raise ConcurrencyError(
@@ -1009,39 +800,11 @@ class WebSocket(Observable):
                 raise TimeoutError(f"no message within {timeout} s") from None
             finally:
                 self._recv_waiter = None
-        message = queue.popleft()
-        if message is _FAILURE:
+        message = self._get()
+        if message is FAILED:
             self._fail_now()
             raise self._core.closed_exception()
-        if self._reading_paused and len(queue) <= self._low_water:
-            self._resume_reading()
-        if type(message) is MessageDecodeError:
-            raise message
         return message
-
-    def _resume_reading(self) -> None:
-        self._reading_paused = False
-        if self._replies_paused_reading:
-            return  # still waiting for the server to read our replies (_resume_writing resumes)
-        if self._connection is not None and self._connection.transport is not None:
-            self._connection.transport.resume_reading()
-
-    def _may_reconnect(self) -> bool:
-        """Whether another connection may still follow the current one."""
-        return (
-            self._reconnect is not None
-            and not self._stopping
-            and self._overflow_error is None
-            and not self._closed.done()
-        )
-
-    async def _wait_closed_briefly(self) -> None:
-        """The closing handshake is done: wait for the server to close TCP, then give up (§7.1.1)."""
-        connection, closed = self._connection, self._connection_closed
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
-        if not closed.done() and self._connection is connection:
-            self._abort()
 
     def __aiter__(self) -> AsyncIterator[Any]:
         return self
@@ -1051,16 +814,13 @@ class WebSocket(Observable):
         if _get_ident() != self._thread_id:
             raise self._misuse("__anext__")
         queue = self._queue
-        if queue and queue[0] is not _FAILURE:
-            # Fast path: a message is ready; one coroutine per message instead of two.
-            message = queue.popleft()
-            if self._reading_paused and len(queue) <= self._low_water:
-                self._resume_reading()
+        if queue and not self._delivery.paused and queue[0] is not FAILED:
+            message = queue.popleft()  # the fast path, as in recv(): one coroutine per message
             if type(message) is MessageDecodeError:
                 raise message
             return message
         try:
-            return await self.recv()
+            return await self._next(None)
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
 
@@ -1081,7 +841,7 @@ class WebSocket(Observable):
         self._writing_paused = False
         if self._replies_paused_reading:
             self._replies_paused_reading = False
-            if not self._reading_paused and not self._failure_queued:
+            if not self._delivery.paused and not self._delivery.failure_queued:
                 self._resume_reading()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
@@ -1236,30 +996,10 @@ class WebSocket(Observable):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._core.state is not State.CLOSED:
-            frame = self._core.send_close(code, reason)
-            if frame:
-                self._write(frame)
-        if self._reading_paused:
-            # The queue is full, but the server's CLOSE must be read for the closing handshake to end.
-            self._resume_reading()
-        closed = self._connection_closed
-        if not closed.done():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
-            if not closed.done():
-                self._abort()
-                await asyncio.shield(closed)
+        # If the queue is full, reading resumes: the server's CLOSE must be read for the handshake to end.
+        self._delivery.unpause()
+        await self._close_and_wait(code, reason)
         self._finish()
-
-    def _abort(self) -> None:
-        connection = self._connection
-        if connection is not None and connection.transport is not None:
-            connection.transport.abort()
-        elif connection is not None:
-            connection.end()
-        else:
-            self._finish()
 
     @property
     def is_reconnecting(self) -> bool:
@@ -1279,16 +1019,7 @@ class WebSocket(Observable):
             raise self._gave_up or self._core.closed_exception()
         if self._reconnect_task is None:
             self._reconnect_requested = True
-            if self._core.state is not State.CLOSED:
-                frame = self._core.send_close(code, reason)
-                if frame:
-                    self._write(frame)
-            closed = self._connection_closed
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
-            if not closed.done():
-                self._abort()
-                await asyncio.shield(closed)
+            await self._close_and_wait(code, reason)
         task = self._reconnect_task
         if task is not None:
             await asyncio.shield(task)
