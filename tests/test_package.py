@@ -37,6 +37,7 @@ CORE_MODULES = [
     "opening.py",
     "socks.py",
     "proxies.py",
+    "pings.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 
