@@ -95,7 +95,7 @@ class TestBuild:
         )
         assert config.connect_timeout == 2.0
         client = wsfast.WebSocketClient(None, URL, open_timeout=3)
-        assert (client._connect_timeout, client._open_timeout) == (3.0, 3)
+        assert (client._config.connect_timeout, client._config["open_timeout"]) == (3.0, 3)
 
     def test_repr_masks_secrets(self) -> None:
         config = Config.build(
@@ -258,12 +258,13 @@ class TestRoutes:
     def test_new_options_are_stored_for_the_drivers(self, client: str, tmp_path: Path) -> None:
         context = ssl.create_default_context()
         instance = build(client, proxy="socks5h://u:p@proxy:1080", proxy_ssl=context, open_timeout=2)
-        assert (instance._proxy, instance._proxy_ssl, instance._open_timeout) == (
+        config = instance._config
+        assert (config["proxy"], config["proxy_ssl"], config["open_timeout"]) == (
             "socks5h://u:p@proxy:1080",
             context,
             2,
         )
-        assert build(client, unix_socket=tmp_path / "s")._unix_socket == str(tmp_path / "s")
+        assert build(client, unix_socket=tmp_path / "s")._config["unix_socket"] == str(tmp_path / "s")
         assert build(client, proxy=True)._config["proxy"] is True
 
     def test_sock_is_stored(self, client: str) -> None:

@@ -7,8 +7,10 @@ Not part of the sans-I/O core: it knows ``ssl`` and the clock.
 
 from __future__ import annotations
 
+import os
 import ssl as ssl_module
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import OpeningError, OpenTimeout, TLSError
@@ -31,8 +33,9 @@ from .opening import (
 
 if TYPE_CHECKING:
     from ._monitor import Monitor
+    from .config import Config
 
-__all__ = ["Reporter", "answer", "make_ssl_context", "opening_error", "tls_contexts"]
+__all__ = ["Reporter", "answer", "make_ssl_context", "new_opening", "opening_error", "tls_contexts"]
 
 
 def make_ssl_context(ssl: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext:
@@ -59,6 +62,30 @@ def tls_contexts(
         return made[hop]
 
     return tls_context
+
+
+def new_opening(
+    config: Config, headers: Iterable[tuple[str, str]], reporter: Reporter, *, sock_given: bool
+) -> Opening:
+    """The :class:`~wsfast.opening.Opening` of one connection of the client *config* describes: its
+    handshake *headers* (the constructor's and ``connect()``'s), its notes to *reporter*."""
+    return Opening(
+        config.url,
+        tls_context=tls_contexts(config["ssl"], config["proxy_ssl"]),
+        headers=headers,
+        subprotocols=config["subprotocols"],
+        origin=config["origin"],
+        user_agent=config["user_agent"],
+        authorization=config.authorization,
+        compression=config.compression,
+        proxy=config["proxy"],
+        environ=os.environ,
+        unix_socket=config["unix_socket"],
+        sock_given=sock_given,
+        max_redirects=config["max_redirects"],
+        server_hostname=config["server_hostname"],
+        report=reporter,
+    )
 
 
 def answer(opening: Opening, action: Action, result: Any) -> Action:

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
-from ._opening_io import Reporter, answer, open_timeout_error, opening_error
+from ._opening_io import Reporter, answer, new_opening, open_timeout_error, opening_error
 from .exceptions import WebSocketError
 from .handshake import Accepted
 from .opening import (
@@ -27,7 +27,6 @@ from .opening import (
     ConnectUnix,
     Disconnect,
     Open,
-    Opening,
     Receive,
     Resolve,
     Send,
@@ -37,7 +36,10 @@ from .opening import (
 from .uri import WebSocketURL
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from ._monitor import Monitor
+    from .config import Config
 
 __all__ = ["TLSOverTLS", "open_connection"]
 
@@ -280,19 +282,21 @@ class _Executor:
 
 
 def open_connection(
-    opening: Opening,
-    reporter: Reporter,
+    config: Config,
+    headers: Iterable[tuple[str, str]],
+    events: Monitor | None,
     *,
-    open_timeout: float | None,
-    connect_timeout: float | None = None,
     sock: socket.socket | None = None,
 ) -> tuple[socket.socket, Accepted, WebSocketURL]:
-    """Execute *opening*'s actions with blocking sockets until the upgrade is accepted.
+    """Open a connection of the client *config* describes, sending *headers* with the upgrade request:
+    execute its :class:`~wsfast.opening.Opening`'s actions with blocking sockets until the upgrade is
+    accepted; return the socket, what the server accepted, and the URL it was accepted at (after redirects).
 
-    *reporter* must be the ``report`` of *opening*; *connect_timeout* bounds each TCP connection attempt and
-    TLS handshake, *open_timeout* everything together; *sock* is the user's connected socket (``sock=``).
-    The socket returned is blocking, with no timeout: the caller sets its own. For ``wss://`` through an
-    ``https://`` proxy it is a :class:`TLSOverTLS`, which has the socket methods the client uses.
+    The option *connect_timeout* bounds each TCP connection attempt and TLS handshake, *open_timeout*
+    everything together; *sock* is the user's connected socket (``sock=``); *events* gets the socket
+    events (``None``: nothing observes the client). The socket returned is blocking, with no timeout: the
+    caller sets its own. For ``wss://`` through an ``https://`` proxy it is a :class:`TLSOverTLS`, which
+    has the socket methods the client uses.
 
     Raises:
         OpenTimeout: *open_timeout* expired (``hop`` and ``stage`` say during what).
@@ -302,10 +306,13 @@ def open_connection(
         HandshakeError: the server refused the upgrade, or redirected too often (:class:`TooManyRedirects`).
         InvalidURL: a redirect that cannot be followed.
     """
+    reporter = Reporter(events)
+    open_timeout = config["open_timeout"]
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
-    executor = _Executor(reporter, deadline, connect_timeout, sock)
+    executor = _Executor(reporter, deadline, config.connect_timeout, sock)
     action: Action | None = None
     try:
+        opening = new_opening(config, headers, reporter, sock_given=sock is not None)
         action = opening.start()
         while not isinstance(action, Open):
             try:
