@@ -32,12 +32,12 @@ CORE_MODULES = [
     "handshake.py",
     "protocol.py",
     "health.py",
+    "pings.py",
     "lifecycle.py",
     "deflate.py",
     "opening.py",
     "socks.py",
     "proxies.py",
-    "pings.py",
 ]
 FORBIDDEN = {"socket", "ssl", "select", "selectors", "threading", "asyncio", "time"}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import ssl as ssl_module
 import time
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import OpeningError, OpenTimeout, TLSError
@@ -64,15 +63,13 @@ def tls_contexts(
     return tls_context
 
 
-def new_opening(
-    config: Config, headers: Iterable[tuple[str, str]], reporter: Reporter, *, sock_given: bool
-) -> Opening:
-    """The :class:`~wsfast.opening.Opening` of one connection of the client *config* describes: its
-    handshake *headers* (the constructor's and ``connect()``'s), its notes to *reporter*."""
+def new_opening(config: Config, report: Reporter, *, sock_given: bool) -> Opening:
+    """The :class:`~wsfast.opening.Opening` of one connection of the client configured by *config*
+    (proxies from the environment are read now: ``proxy=True``)."""
     return Opening(
         config.url,
         tls_context=tls_contexts(config["ssl"], config["proxy_ssl"]),
-        headers=headers,
+        headers=config.headers,
         subprotocols=config["subprotocols"],
         origin=config["origin"],
         user_agent=config["user_agent"],
@@ -84,7 +81,7 @@ def new_opening(
         sock_given=sock_given,
         max_redirects=config["max_redirects"],
         server_hostname=config["server_hostname"],
-        report=reporter,
+        report=report,
     )
 
 

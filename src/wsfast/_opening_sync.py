@@ -1,5 +1,6 @@
 """The threaded client's opening executor: it does what a :class:`~wsfast.opening.Opening` asks with blocking
-sockets, all within one ``open_timeout`` deadline.
+sockets, all within one ``open_timeout`` deadline; and the blocking-socket helpers the client keeps using on
+the connection it opened (:class:`TLSOverTLS`, :func:`readable_waiter`).
 
 Not part of the sans-I/O core: this module owns sockets, TLS and timeouts. It decides nothing: the proxy's
 protocol, TLS, the upgrade and redirects are :mod:`wsfast.opening`'s.
@@ -12,10 +13,12 @@ offers the socket methods the client uses (``recv_into``, ``sendall``, ``shutdow
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl as ssl_module
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from ._opening_io import Reporter, answer, new_opening, open_timeout_error, opening_error
@@ -36,12 +39,10 @@ from .opening import (
 from .uri import WebSocketURL
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from ._monitor import Monitor
     from .config import Config
 
-__all__ = ["TLSOverTLS", "open_connection"]
+__all__ = ["TLSOverTLS", "open_connection", "readable_waiter"]
 
 READ_SIZE = 65536
 
@@ -282,15 +283,11 @@ class _Executor:
 
 
 def open_connection(
-    config: Config,
-    headers: Iterable[tuple[str, str]],
-    events: Monitor | None,
-    *,
-    sock: socket.socket | None = None,
+    config: Config, events: Monitor | None, *, sock: socket.socket | None = None
 ) -> tuple[socket.socket, Accepted, WebSocketURL]:
-    """Open a connection of the client *config* describes, sending *headers* with the upgrade request:
-    execute its :class:`~wsfast.opening.Opening`'s actions with blocking sockets until the upgrade is
-    accepted; return the socket, what the server accepted, and the URL it was accepted at (after redirects).
+    """Open a connection of the client *config* describes: execute its :class:`~wsfast.opening.Opening`'s
+    actions with blocking sockets until the upgrade is accepted; return the socket, what the server
+    accepted, and the URL it was accepted at (after redirects).
 
     The option *connect_timeout* bounds each TCP connection attempt and TLS handshake, *open_timeout*
     everything together; *sock* is the user's connected socket (``sock=``); *events* gets the socket
@@ -312,7 +309,7 @@ def open_connection(
     executor = _Executor(reporter, deadline, config.connect_timeout, sock)
     action: Action | None = None
     try:
-        opening = new_opening(config, headers, reporter, sock_given=sock is not None)
+        opening = new_opening(config, reporter, sock_given=sock is not None)
         action = opening.start()
         while not isinstance(action, Open):
             try:
@@ -331,3 +328,27 @@ def open_connection(
     except BaseException:
         executor.close()
         raise
+
+
+def readable_waiter(sock: socket.socket) -> Callable[[float], bool]:
+    """A function that waits up to *timeout* seconds for *sock* to be readable, without reading."""
+    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes may wait in the SSL object
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            # Round up, so a wait never ends just before its deadline and spins.
+            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
+
+    else:  # Windows
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            readable, _, errored = select.select([sock], [], [sock], max(0.0, timeout))
+            return bool(readable or errored)
+
+    return wait

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import os
-import select
 import socket
 import ssl as ssl_module
 import threading
@@ -23,7 +23,7 @@ from typing import Any
 
 from . import codec
 from ._monitor import Monitor, Observable, Subscriber, next_connection_id
-from ._opening_sync import open_connection
+from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
@@ -161,8 +161,7 @@ class WebSocketClient(Observable):
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
         self._reconnect_requested = False  # reconnect() was called
-        self._reconnecting = False
-        self._connect_headers: list[tuple[str, str]] = []
+        self._connect_config = config  # what connect() last opened with: its headers too
         self._connection_id = -1
         # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
         self._lifecycle = Lifecycle(
@@ -206,7 +205,7 @@ class WebSocketClient(Observable):
     @property
     def is_reconnecting(self) -> bool:
         """Whether the connection was lost and the client is waiting to reconnect, or reconnecting."""
-        return self._reconnecting
+        return self._lifecycle.reconnecting
 
     def _ended(self) -> ClientProtocol | None:
         """The last connection's protocol once it ended; ``None`` while open or never connected."""
@@ -277,9 +276,11 @@ class WebSocketClient(Observable):
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            extra = normalise_headers(headers)
-            sock, accepted = self._open(extra)
-            self._connect_headers = extra
+            # This connection's configuration, and its reconnections': the constructor's plus *headers*.
+            extra = tuple(normalise_headers(headers))
+            config = dataclasses.replace(self._config, headers=self._config.headers + extra)
+            sock, accepted = self._open(config)
+            self._connect_config = config
             self._stop = stop = threading.Event()
             self.reconnected = None
             protocol = self._install(sock, accepted)
@@ -300,9 +301,9 @@ class WebSocketClient(Observable):
             raise failure
         return accepted.response
 
-    def _open(self, extra_headers: list[tuple[str, str]]) -> tuple[socket.socket, Accepted]:
-        """Number and open a new connection: :func:`~wsfast._opening_sync.open_connection` executes what
-        its :class:`~wsfast.opening.Opening` decides, within *open_timeout*."""
+    def _open(self, config: Config) -> tuple[socket.socket, Accepted]:
+        """Number and open a new connection as *config* says: :func:`~wsfast._opening_sync.open_connection`
+        executes what its :class:`~wsfast.opening.Opening` decides, within *open_timeout*."""
         self._connection_id = next_connection_id()  # process-wide, shared by both clients
         if (events := self._events) is not None:
             events.connection_id = self._connection_id
@@ -312,8 +313,7 @@ class WebSocketClient(Observable):
                 "the socket given with sock= served the first connection and cannot be reconnected; "
                 "give a URL (or unix_socket=) that wsfast can connect to again"
             )
-        headers = [*self._config.headers, *extra_headers]
-        sock, accepted, url = open_connection(self._config, headers, self._events, sock=given)
+        sock, accepted, url = open_connection(config, self._events, sock=given)
         if url != self._url:
             self._log(logging.INFO, "redirected from %s to %s", self._url, url)
         sock.settimeout(self._config["timeout"])
@@ -375,11 +375,7 @@ class WebSocketClient(Observable):
                     self._call(self._on_disconnect, info)
                 if isinstance(decision, GiveUp):
                     return
-                self._reconnecting = True
-                try:
-                    outcome = self._reconnect_with_backoff(decision, stop)
-                finally:
-                    self._reconnecting = False
+                outcome = self._reconnect_with_backoff(decision, stop)
                 if outcome is None:
                     return
                 sock, accepted = outcome
@@ -387,7 +383,7 @@ class WebSocketClient(Observable):
                 threading.current_thread().name = f"wsfast-{self._connection_id}"
                 leftover = accepted.leftover
                 if stop.is_set():  # disconnect() came while the new connection was being installed
-                    self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
+                    self._send_close(CloseCode.NORMAL_CLOSURE, "")
         except BaseException as exc:  # a bug: report it; on_close still runs
             logger.exception("[%s] event thread failed", self._connection_id)
             if not ready.done():
@@ -448,7 +444,7 @@ class WebSocketClient(Observable):
                 self._process(sock, protocol, leftover)
             buffer = bytearray(RECEIVE_BUFFER_SIZE)
             view = memoryview(buffer)
-            wait_readable = _readable_waiter(sock) if heartbeat.enabled else None
+            wait_readable = readable_waiter(sock) if heartbeat.enabled else None
             deadline: float | None = None
             closed_state = State.CLOSED  # a local: an enum attribute costs ~70 ns on 3.11
             while protocol.state is not closed_state:
@@ -525,7 +521,7 @@ class WebSocketClient(Observable):
                 self._lifecycle.cancel()
                 return None
             try:
-                sock, accepted = self._open(self._connect_headers)
+                sock, accepted = self._open(self._connect_config)
             except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
                 self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
                 outcome = self._lifecycle.attempt_failed(exc)
@@ -752,10 +748,12 @@ class WebSocketClient(Observable):
         """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""
         self._send_frame(lambda protocol: protocol.send_pong(payload))
 
-    def _send_close(self, sock: socket.socket, protocol: ClientProtocol, code: int, reason: str) -> None:
+    def _send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake of the current connection, if there is one and it is open."""
         with self._write_lock:
-            frame = protocol.send_close(code, reason)
-            if frame:
+            sock, protocol = self._sock, self._protocol
+            frame = protocol.send_close(code, reason) if protocol is not None else b""
+            if sock is not None and frame:
                 with contextlib.suppress(OSError):  # if the server is gone, the event thread reports 1006
                     self._write(sock, frame)
 
@@ -779,9 +777,7 @@ class WebSocketClient(Observable):
         if thread is not None and threading.current_thread() is thread:
             # From a callback: start the closing handshake; the event thread (this one) finishes it.
             # No lock is taken, so a connect() waiting for this thread cannot deadlock with it.
-            sock, protocol = self._sock, self._protocol
-            if sock is not None and protocol is not None:
-                self._send_close(sock, protocol, code, reason)
+            self._send_close(code, reason)
             return
         with self._connect_lock:
             self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
@@ -792,7 +788,7 @@ class WebSocketClient(Observable):
             sock, protocol, thread = self._sock, self._protocol, self._thread
         if sock is None or protocol is None or thread is None:
             return
-        self._send_close(sock, protocol, code, reason)
+        self._send_close(code, reason)
         if threading.current_thread() is thread:
             return
         thread.join(timeout)
@@ -813,13 +809,9 @@ class WebSocketClient(Observable):
         if thread is None or not thread.is_alive():
             self.connect()
             return
-        if self._reconnecting:
-            return  # a reconnection is already under way
-        sock, protocol = self._sock, self._protocol
-        if sock is None or protocol is None:
-            return
-        self._reconnect_requested = True
-        self._send_close(sock, protocol, code, reason)
+        if not self._lifecycle.reconnecting:  # else a reconnection is already under way
+            self._reconnect_requested = True
+            self._send_close(code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the connection is closed (and *on_close* has run); ``False`` on timeout.
@@ -855,27 +847,3 @@ class WebSocketClient(Observable):
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
-
-
-def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:
-    """A function that waits up to *timeout* seconds for *sock* to be readable, without reading."""
-    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes may wait in the SSL object
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-
-        def wait(timeout: float) -> bool:
-            if pending is not None and pending():
-                return True
-            # Round up, so a wait never ends just before its deadline and spins.
-            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
-
-    else:  # Windows
-
-        def wait(timeout: float) -> bool:
-            if pending is not None and pending():
-                return True
-            readable, _, errored = select.select([sock], [], [sock], max(0.0, timeout))
-            return bool(readable or errored)
-
-    return wait
