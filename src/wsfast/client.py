@@ -360,7 +360,8 @@ class WebSocketClient(Observable):
         """
         try:
             while True:
-                error = self._serve(sock, protocol, leftover, ready)
+                failed = self._connected(sock, protocol, ready)  # before any message of the connection
+                error = self._serve(sock, protocol, leftover) or failed
                 forced, self._reconnect_requested = self._reconnect_requested, False
                 with self._stats_lock:
                     info, decision = self._lifecycle.lost(
@@ -419,13 +420,7 @@ class WebSocketClient(Observable):
                 ready.set_exception(error)
         return error
 
-    def _serve(
-        self,
-        sock: socket.socket,
-        protocol: ClientProtocol,
-        leftover: bytes,
-        ready: concurrent.futures.Future[None],
-    ) -> BaseException | None:
+    def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> OSError | None:
         """Read and process one connection until it is closed; return the error that ended it, if any.
 
         While open, reads wait for data as long as the connection lives (the socket timeout bounds
@@ -433,12 +428,11 @@ class WebSocketClient(Observable):
         connection failed, the server has close_timeout seconds to close TCP (RFC 6455 §7.1.1); data
         it sends meanwhile is discarded by the core.
         """
-        error: BaseException | None = None
+        error: OSError | None = None
         closed = self._closed
         heartbeat = self._lifecycle.heartbeat  # its deadline: when to ask the lifecycle for a verdict
         assert heartbeat is not None
         try:
-            error = self._connected(sock, protocol, ready)  # before any message of this connection
             if leftover:
                 self._last_received_at = time.monotonic()
                 self._process(sock, protocol, leftover)
@@ -561,7 +555,8 @@ class WebSocketClient(Observable):
                     except Exception:
                         self._callback_failed(callback)
             return
-        self._account(events)
+        if self._lifecycle.received(events, self._last_received_at):  # PONGs first, for keepalive
+            self._last_message_at = self._last_received_at
         for event in events:
             if hook is not None:
                 action = None if protocol.hook_stopped else self._call(hook, event)
@@ -589,16 +584,6 @@ class WebSocketClient(Observable):
             # can destroy our CLOSE before it is read) lets the server see the close code.
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
-
-    def _account(self, events: list[Any]) -> None:
-        """Note data messages for the idle watchdog and PONGs for keepalive, before any callback."""
-        lifecycle, now = self._lifecycle, self._last_received_at
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                lifecycle.pong_received(event.payload, now)
-            elif kind is not Ping and kind is not Close:
-                self._last_message_at = now
 
     def _deliver(self, protocol: ClientProtocol, event: Any) -> None:
         """Hand one processed event to the matching callback. A :class:`~wsfast.MessageDecodeError`
