@@ -225,8 +225,11 @@ class WebSocketClient(Observable):
     @property
     def close_exception(self) -> ConnectionClosed | None:
         """The :class:`~wsfast.ConnectionClosed` describing how the last connection ended (a
-        :class:`~wsfast.KeepaliveTimeout` after a missed PONG, say), or ``None`` while open."""
-        return self._close_exception if self._closed.is_set() else None
+        :class:`~wsfast.KeepaliveTimeout` after a missed PONG, say; why reconnecting gave up, once it
+        did), or ``None`` while open."""
+        if not self._closed.is_set():
+            return None
+        return self._lifecycle.gave_up or self._close_exception
 
     def stats(self) -> Stats:
         """Counters over every connection of this client (messages, bytes, frames, pings, round-trip
@@ -238,6 +241,11 @@ class WebSocketClient(Observable):
 
     def _monitor_connection_id(self) -> int:
         return self._connection_id
+
+    def _on_event_thread(self) -> bool:
+        """Whether the caller is the event thread: a callback."""
+        thread = self._thread
+        return thread is not None and threading.current_thread() is thread
 
     # Logging
 
@@ -519,10 +527,8 @@ class WebSocketClient(Observable):
             except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
                 self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
                 outcome = self._lifecycle.attempt_failed(exc)
-                if isinstance(outcome, GiveUp):
+                if isinstance(outcome, GiveUp):  # close_exception says why: lifecycle.gave_up
                     self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
-                    if outcome.error is not None and self._close_exception is not None:
-                        self._close_exception = outcome.error
                     return None
                 decision = outcome
             else:
@@ -657,7 +663,10 @@ class WebSocketClient(Observable):
         with self._write_lock:
             frame = build(protocol)
             try:
-                self._write(sock, frame)
+                if (events := self._events) is None:  # _write(), inline: every send comes here
+                    sock.sendall(frame)
+                else:
+                    events.send(sock.sendall, frame)
             except OSError as exc:
                 # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
                 # without corrupting the stream, so the connection is finished. Shutting the socket
@@ -703,8 +712,7 @@ class WebSocketClient(Observable):
                 it alone can read: send the PING with ``send_frame(payload, Opcode.PING)`` and see the
                 PONG in *on_pong*.
         """
-        thread = self._thread
-        if thread is not None and threading.current_thread() is thread:
+        if self._on_event_thread():
             raise ConcurrencyError(
                 "ping() called from a callback: it would wait for a PONG that only this event thread "
                 "reads; send the PING with send_frame(payload, Opcode.PING) and see the PONG in on_pong"
@@ -756,10 +764,9 @@ class WebSocketClient(Observable):
         Raises:
             ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
         """
-        thread = self._thread
         with self._write_lock:
             self._stop.set()  # no reconnection after this
-        if thread is not None and threading.current_thread() is thread:
+        if self._on_event_thread():
             # From a callback: start the closing handshake; the event thread (this one) finishes it.
             # No lock is taken, so a connect() waiting for this thread cannot deadlock with it.
             self._send_close(code, reason)
@@ -808,7 +815,7 @@ class WebSocketClient(Observable):
         thread = self._thread
         if thread is None:
             return True
-        if threading.current_thread() is thread:
+        if self._on_event_thread():
             raise ConcurrencyError(
                 "wait() called from a callback would wait for the event thread, this one, to end: "
                 "call disconnect() there, and wait() from another thread"
