@@ -338,7 +338,9 @@ class WebSocketClient(Observable):
             compression=accepted.compression,
             codec=config.codec,
         )
-        with self._write_lock, self._stats_lock:
+        if self._protocol is not None:  # connect() again: the old event thread may still be ending
+            self._fail_pings(self._protocol)
+        with self._write_lock, self._stats_lock, self._ping_lock:
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
             self._close_exception = None
@@ -614,12 +616,13 @@ class WebSocketClient(Observable):
             self._call(self._callback, event)
 
     def _fail_pings(self, protocol: ClientProtocol) -> None:
-        """No PONG will come on *protocol*'s connection: the :meth:`ping` calls waiting raise how it ended."""
-        if self._pings:
-            with self._ping_lock:
-                waiters = self._pings.closed()
-            for waiter in waiters:
-                waiter.set_exception(protocol.closed_exception())
+        """No PONG will come on *protocol*'s connection, no longer open: the :meth:`ping` calls waiting
+        raise how it ended. A PING registers only while its connection is open and current, and
+        :meth:`_install` fails those of the connection it replaces, all under the ping lock."""
+        with self._ping_lock:
+            waiters = self._pings.closed() if self._protocol is protocol else []
+        for waiter in waiters:
+            waiter.set_exception(protocol.closed_exception())
 
     def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
         try:
