@@ -96,7 +96,7 @@ class TestBuild:
         )
         assert config.connect_timeout == 2.0
         client = wsfast.WebSocketClient(None, URL, open_timeout=3)
-        assert (client._connect_timeout, client._open_timeout) == (3.0, 3)
+        assert (client._config.connect_timeout, client._config["open_timeout"]) == (3.0, 3)
 
     def test_repr_masks_secrets(self) -> None:
         config = Config.build(

@@ -1004,9 +1004,9 @@ class TestHealthOptionsInConfigs:
         again = wsfast.Connection.from_config(conn.config())
         assert again == conn
         client = conn.get(connect=False)
-        assert client._ping_interval == 15.0
-        assert client._idle_timeout == 30.0
-        assert client._reconnect == ReconnectPolicy(initial_delay=0.25, max_delay=8.0, max_attempts=5)
+        assert client._config["ping_interval"] == 15.0
+        assert client._config["idle_timeout"] == 30.0
+        assert client._config.reconnect == ReconnectPolicy(initial_delay=0.25, max_delay=8.0, max_attempts=5)
 
     @pytest.mark.parametrize(
         ("options", "message"),

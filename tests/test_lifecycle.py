@@ -30,7 +30,7 @@ from wsfast import (
     WebSocketClient,
 )
 from wsfast.exceptions import OpeningError, OpenTimeout, ProxyError
-from wsfast.frames import CloseCode, Opcode
+from wsfast.frames import Close, CloseCode, Opcode, Ping, Pong
 from wsfast.health import PROTOCOL_COUNTERS, Beat, Heartbeat, Stats
 from wsfast.lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry, Verdict
 from wsfast.protocol import ClientProtocol, State
@@ -143,6 +143,21 @@ class TestKeepalive:
         assert lifecycle.pong_received(payload, 10.25) == pytest.approx(0.25)
         assert lifecycle.stats(now=11.0, wall=1011.0, last_message_at=0.0).last_rtt == pytest.approx(0.25)
         assert lifecycle.beat(16.0, 0.0) == Verdict()
+
+    def test_received_accounts_pongs_and_says_whether_a_message_came(self) -> None:
+        lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
+        protocol = opened(lifecycle)
+        lifecycle.beat(10.0, 0.0)
+        assert lifecycle.heartbeat is not None
+        pong = Pong(lifecycle.heartbeat.ping_payload())
+        protocol.receive_data(server_frame(Opcode.PONG, pong.payload))
+        assert lifecycle.received([Ping(b"p"), pong, Close(1000, "")], 10.5) is False
+        assert lifecycle.last_rtt == pytest.approx(0.5)  # the keepalive PING's, read at 10.5
+        decode_error = wsfast.MessageDecodeError("not JSON", b"{")
+        assert lifecycle.received([Ping(b"p"), "text"], 11.0) is True
+        assert lifecycle.received([b"binary"], 11.0) is True
+        assert lifecycle.received([decode_error], 11.0) is True  # it arrived, though loads rejected it
+        assert lifecycle.received([], 11.0) is False
 
     def test_idle_runs_on_idle_once_per_period(self) -> None:
         lifecycle = Lifecycle(ping_interval=None, ping_timeout=None, idle_timeout=3.0, on_idle=True)

@@ -32,6 +32,7 @@ CORE_MODULES = [
     "handshake.py",
     "protocol.py",
     "health.py",
+    "pings.py",
     "lifecycle.py",
     "delivery.py",
     "deflate.py",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import types
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,7 @@ from helpers import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, frame,
 from wsfast import _impl
 from wsfast.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from wsfast.frames import Close, Opcode, Ping, Pong
-from wsfast.protocol import ClientProtocol, State
+from wsfast.protocol import ClientProtocol, FrameAction, State
 
 pytest_plugins = ["conftest_client"]
 pytestmark = pytest.mark.usefixtures("codec_impl")
@@ -590,3 +591,53 @@ def test_failure_applied_by_finish_receive(codec_impl: types.SimpleNamespace) ->
     protocol.finish_receive()
     assert protocol.close_code == 1007
     assert [close_code_of(p) for _, p in sent(protocol.data_to_send())] == [1007]
+
+
+# --------------------------------------------------------------------------------------------------
+# A raw hook's verdicts (process_as): PROCESS, SKIP, STOP
+# --------------------------------------------------------------------------------------------------
+
+
+def hooked(protocol: ClientProtocol, data: bytes, verdicts: dict[Any, FrameAction]) -> list[Any]:
+    """What a driver with a raw hook delivers: each event shown to the hook (verdicts; PROCESS unless
+    given) until it said STOP, then processed as it said."""
+    delivered = []
+    for event in protocol.receive_events(data):
+        action = None if protocol.hook_stopped else verdicts.get(event, FrameAction.PROCESS)
+        if protocol.process_as(event, action):
+            delivered.append(event)
+    protocol.finish_receive()
+    return delivered
+
+
+@pytest.mark.parametrize("action", [None, 0, FrameAction.PROCESS, 7])
+def test_process_as_process_is_process(action: Any, codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
+    events = protocol.receive_events(frame(TEXT, "a") + frame(PING, b"p"))
+    assert [protocol.process_as(event, action) for event in events] == [True, True]
+    assert sent(protocol.data_to_send()) == [(PONG, b"p")]
+
+
+def test_process_as_skip_does_nothing(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
+    data = frame(TEXT, "skip") + frame(PING, b"p") + frame(TEXT, "keep") + close_frame(1000)
+    verdicts = {"skip": FrameAction.SKIP, Ping(b"p"): FrameAction.SKIP, Close(1000, ""): FrameAction.SKIP}
+    assert hooked(protocol, data, verdicts) == ["keep"]
+    assert protocol.data_to_send() == b""  # no PONG, no answer to the CLOSE
+    assert protocol.state is State.OPEN
+
+
+def test_process_as_stop_closes_and_delivers_nothing_more(codec_impl: types.SimpleNamespace) -> None:
+    protocol = ClientProtocol(codec=codec_impl.module)
+    data = frame(TEXT, "a") + frame(TEXT, "stop") + frame(TEXT, "b") + frame(PING, b"p")
+    assert hooked(protocol, data, {"stop": FrameAction.STOP}) == ["a"]
+    assert protocol.hook_stopped
+    closing = protocol.data_to_send()
+    assert sent(closing) == [(CLOSE, close_payload(1000))]
+    assert protocol.bytes_sent == len(closing)  # counted once, when written
+    # STOP holds for the rest of the connection, in later reads too; the server's CLOSE still completes
+    # the closing handshake, so the close code is the server's.
+    assert hooked(protocol, frame(TEXT, "later") + close_frame(1001, "bye"), {}) == []
+    assert protocol.close_received == Close(1001, "bye")
+    assert protocol.data_to_send() == b""  # our CLOSE was sent already
+    assert (protocol.close_code, protocol.close_reason) == (1001, "bye")

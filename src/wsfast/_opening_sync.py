@@ -1,5 +1,6 @@
 """The threaded client's opening executor: it does what a :class:`~wsfast.opening.Opening` asks with blocking
-sockets, all within one ``open_timeout`` deadline.
+sockets, all within one ``open_timeout`` deadline; and the blocking-socket helpers the client keeps using on
+the connection it opened (:class:`TLSOverTLS`, :func:`readable_waiter`).
 
 Not part of the sans-I/O core: this module owns sockets, TLS and timeouts. It decides nothing: the proxy's
 protocol, TLS, the upgrade and redirects are :mod:`wsfast.opening`'s.
@@ -12,13 +13,15 @@ offers the socket methods the client uses (``recv_into``, ``sendall``, ``shutdow
 from __future__ import annotations
 
 import contextlib
+import select
 import socket
 import ssl as ssl_module
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
-from ._opening_io import Reporter, answer, open_timeout_error, opening_error
+from ._opening_io import Reporter, answer, new_opening, open_timeout_error, opening_error
 from .exceptions import WebSocketError
 from .handshake import Accepted
 from .opening import (
@@ -27,7 +30,6 @@ from .opening import (
     ConnectUnix,
     Disconnect,
     Open,
-    Opening,
     Receive,
     Resolve,
     Send,
@@ -38,8 +40,9 @@ from .uri import WebSocketURL
 
 if TYPE_CHECKING:
     from ._monitor import Monitor
+    from .config import Config
 
-__all__ = ["TLSOverTLS", "open_connection"]
+__all__ = ["TLSOverTLS", "open_connection", "readable_waiter"]
 
 READ_SIZE = 65536
 
@@ -280,19 +283,17 @@ class _Executor:
 
 
 def open_connection(
-    opening: Opening,
-    reporter: Reporter,
-    *,
-    open_timeout: float | None,
-    connect_timeout: float | None = None,
-    sock: socket.socket | None = None,
+    config: Config, events: Monitor | None, *, sock: socket.socket | None = None
 ) -> tuple[socket.socket, Accepted, WebSocketURL]:
-    """Execute *opening*'s actions with blocking sockets until the upgrade is accepted.
+    """Open a connection of the client *config* describes: execute its :class:`~wsfast.opening.Opening`'s
+    actions with blocking sockets until the upgrade is accepted; return the socket, what the server
+    accepted, and the URL it was accepted at (after redirects).
 
-    *reporter* must be the ``report`` of *opening*; *connect_timeout* bounds each TCP connection attempt and
-    TLS handshake, *open_timeout* everything together; *sock* is the user's connected socket (``sock=``).
-    The socket returned is blocking, with no timeout: the caller sets its own. For ``wss://`` through an
-    ``https://`` proxy it is a :class:`TLSOverTLS`, which has the socket methods the client uses.
+    The option *connect_timeout* bounds each TCP connection attempt and TLS handshake, *open_timeout*
+    everything together; *sock* is the user's connected socket (``sock=``); *events* gets the socket
+    events (``None``: nothing observes the client). The socket returned is blocking, with no timeout: the
+    caller sets its own. For ``wss://`` through an ``https://`` proxy it is a :class:`TLSOverTLS`, which
+    has the socket methods the client uses.
 
     Raises:
         OpenTimeout: *open_timeout* expired (``hop`` and ``stage`` say during what).
@@ -302,10 +303,13 @@ def open_connection(
         HandshakeError: the server refused the upgrade, or redirected too often (:class:`TooManyRedirects`).
         InvalidURL: a redirect that cannot be followed.
     """
+    reporter = Reporter(events)
+    open_timeout = config["open_timeout"]
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
-    executor = _Executor(reporter, deadline, connect_timeout, sock)
+    executor = _Executor(reporter, deadline, config.connect_timeout, sock)
     action: Action | None = None
     try:
+        opening = new_opening(config, reporter, sock_given=sock is not None)
         action = opening.start()
         while not isinstance(action, Open):
             try:
@@ -324,3 +328,27 @@ def open_connection(
     except BaseException:
         executor.close()
         raise
+
+
+def readable_waiter(sock: socket.socket) -> Callable[[float], bool]:
+    """A function that waits up to *timeout* seconds for *sock* to be readable, without reading."""
+    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes may wait in the SSL object
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            # Round up, so a wait never ends just before its deadline and spins.
+            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
+
+    else:  # Windows
+
+        def wait(timeout: float) -> bool:
+            if pending is not None and pending():
+                return True
+            readable, _, errored = select.select([sock], [], [sock], max(0.0, timeout))
+            return bool(readable or errored)
+
+    return wait

@@ -1,34 +1,18 @@
-"""The threaded client: :class:`WebSocketClient`, callbacks run on one event thread per connection.
+"""The threaded client, :class:`WebSocketClient`: callbacks run on one event thread per client.
 
-It is a thin I/O layer: the handshake is :class:`~wsfast.handshake.ClientHandshake`, every protocol decision
-is :class:`~wsfast.protocol.ClientProtocol`'s; this module moves bytes, owns the socket, the event thread,
-the write lock and the timeouts, and calls the user's callbacks.
-
-Example::
-
-    def on_message(message):          # str for TEXT, bytes for BINARY, on the event thread
-        print(message)
-
-    def on_close(code, reason):       # exactly once, last, whatever ended the connection
-        print("closed", code, reason)
-
-    def on_connect(client):           # after every (re)connection, before any message of it
-        client.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
-
-    client = WebSocketClient(
-        on_message, "wss://stream.example.com/ws", on_close=on_close, on_connect=on_connect, reconnect=True
-    )
-    client.connect()
-    client.wait()
+A driver, nothing more: the opening is :mod:`wsfast.opening`'s (executed by :mod:`wsfast._opening_sync`),
+every protocol decision :class:`~wsfast.protocol.ClientProtocol`'s, keepalive, reconnecting and statistics
+:class:`~wsfast.lifecycle.Lifecycle`'s, ``ping()`` bookkeeping :class:`~wsfast.pings.Pings`'. This module
+owns the socket, the event thread, the write lock and the waits, and calls the user's callbacks.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import os
-import select
 import socket
 import ssl as ssl_module
 import threading
@@ -39,17 +23,11 @@ from typing import Any
 
 from . import codec
 from ._monitor import Monitor, Observable, Subscriber, next_connection_id
-from ._opening_io import Reporter, tls_contexts
-from ._opening_sync import open_connection
+from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
-from .exceptions import (
-    ConcurrencyError,
-    ConnectionClosed,
-    MessageDecodeError,
-    OpeningError,
-)
+from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError, OpeningError
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted
 from .health import (
@@ -62,8 +40,8 @@ from .health import (
 )
 from .http11 import Response
 from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from .opening import Opening
 from .options import THREADED, get_option, normalise_headers
+from .pings import Pings
 from .protocol import ClientProtocol, FrameAction, State
 
 __all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
@@ -84,93 +62,36 @@ LogFunction = Callable[[str], None]
 ClientHook = Callable[["WebSocketClient"], None]
 DisconnectCallback = Callable[[Disconnected], None]
 
-_CONTROL_EVENTS = (Ping, Pong, Close)
-
 
 class WebSocketClient(Observable):
     """A WebSocket client whose callbacks run on its own event thread.
 
-    Args:
-        callback: called with each message: ``str`` for TEXT, ``bytes`` for BINARY (``None`` when
-            *on_message* gives it instead).
-        url: a ``ws://`` or ``wss://`` URL; ``user:password@`` becomes Basic auth.
-        on_message: the same as *callback*, by name, as :func:`wsfast.connect` takes it; giving both is an
-            :class:`~wsfast.OptionError`.
-        on_close: ``on_close(code, reason)``, called exactly once and last, however the connection ended:
-            the server's close code, the code wsfast failed the connection with (1002, 1007, 1009...),
-            1006 when the TCP connection ended without a CLOSE frame.
-        on_ping: ``on_ping(payload)`` replaces the automatic PONG; call :meth:`pong` to answer.
-        on_pong: ``on_pong(payload)`` for each PONG received.
-        raw_hook: sees every event (message, :class:`~wsfast.Ping`, :class:`~wsfast.Pong`,
-            :class:`~wsfast.Close`) before processing and returns a :class:`FrameAction`.
-        headers: extra handshake headers (a mapping or pairs).
-        token, token_type: send ``Authorization: <token_type> <token>`` unless *headers* has one.
-        subprotocols, origin, user_agent: handshake options (RFC 6455 §4.1).
-        timeout: seconds for each blocking socket operation (handshake, each send); default 15.
-        connect_timeout: seconds for each TCP connection attempt and TLS handshake; defaults to
-            *open_timeout*.
-        open_timeout: seconds for the whole opening: TCP, TLS, the proxy, the upgrade and redirects
-            (default 10; ``None``: no limit); :class:`~wsfast.OpenTimeout` on expiry.
-        close_timeout: seconds :meth:`disconnect` waits for the closing handshake; default 10; ``None``:
-            no limit.
-        ssl: for ``wss://`` only: an :class:`ssl.SSLContext`, or ``False`` to skip certificate
-            verification. Verification is on by default. With a ``ws://`` URL: an
-            :class:`~wsfast.OptionError` (never a silent plaintext connection).
-        server_hostname: the TLS server name (SNI and certificate check) when it differs from the host.
-        proxy: a proxy URL: ``http://`` or ``https://`` (CONNECT, Basic auth), ``socks4://``, ``socks4a://``,
-            ``socks5://``, ``socks5h://`` (``user:password@`` for RFC 1929), or ``True``: from the environment
-            (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``, ``NO_PROXY``); see :mod:`wsfast.proxies`. Off by
-            default.
-        proxy_ssl: the :class:`ssl.SSLContext` for an ``https://`` proxy, or ``False`` to skip verifying it.
-        unix_socket: connect this Unix socket instead of TCP (the URL still gives Host and TLS).
-        sock: an already connected socket for the first connection; wsfast owns it from then on (it is
-            closed with the connection, or when the opening fails) and cannot reconnect through it.
-        max_message_size: the largest message accepted (default 64 MiB; ``None``: no limit).
-        max_redirects: how many 3xx answers to the upgrade request are followed (default 5).
-        text_as_bytes: deliver TEXT messages as validated UTF-8 ``bytes`` instead of ``str``.
-        loads: applied to each TEXT message's validated bytes (``orjson.loads``, a msgspec decoder); the
-            callback receives its result. A message *loads* rejects never reaches the callback as a
-            message: it is logged (the :class:`~wsfast.MessageDecodeError`, its bytes in ``.payload``) and
-            skipped, the connection stays open, and it is counted in ``stats().decode_errors`` (the
-            asyncio client's ``recv()`` raises it instead).
-        compression: ``"deflate"`` (or a :class:`wsfast.Deflate` with parameters) offers permessage-deflate
-            (RFC 7692). Off by default: it costs CPU on every message and pays only on compressible feeds.
-        ping_interval: seconds between keepalive PINGs (default 20; ``None``: none). They go out whatever
-            the traffic, keep NATs and proxies from dropping a receive-only connection, and measure the
-            round-trip time (``stats().last_rtt``).
-        ping_timeout: seconds to wait for a complete frame after a keepalive PING (default 20; ``None``:
-            never time out; a server trickling an unfinished frame does not count). On expiry the
-            connection is failed with 1011 (``on_close(1011, ...)``, and :attr:`close_exception` is a
-            :class:`~wsfast.KeepaliveTimeout`). PINGs are answered and PONGs accounted before callbacks
-            run, and a busy callback never causes a false timeout.
-        idle_timeout: seconds without a data message (``None``, the default: no watchdog). Exchanges
-            answer PINGs while a stream is stale; on expiry *on_idle* runs, or, without it, the
-            connection is closed (1001; :attr:`close_exception` is an :class:`~wsfast.IdleTimeout`) and
-            *reconnect* applies.
-        on_idle: ``on_idle(client)`` on the event thread when the stream has been idle *idle_timeout*
-            seconds (and again every *idle_timeout* while it stays idle).
-        reconnect: ``True`` (or a :class:`~wsfast.ReconnectPolicy`: backoff, jitter, maximum delay and
-            attempts) reconnects whenever a connection is lost, except after :meth:`disconnect`. Off
-            by default. The same event thread serves every connection; headers and credentials are sent
-            again; a handshake or proxy refused with 4xx (but 408/425/429) stops reconnecting.
-        on_connect: ``on_connect(client)`` on the event thread after every successful connection and
-            reconnection, before any message of it is delivered: send subscriptions here.
-            :attr:`reconnected` describes the gap after a reconnection. An exception in it fails that
-            connection (1011): :meth:`connect` raises it; after a reconnection *reconnect* applies.
-        on_disconnect: ``on_disconnect(info)`` with a :class:`~wsfast.Disconnected` (code, reason, time,
-            error, whether a reconnect follows) each time a connection is lost; *on_close* still runs
-            once, at the very end.
-        log, errlog, debuglog: callables that receive the client's info, error and debug lines, as the
-            reference's options do; the ``wsfast`` logger receives them too.
-        events: a subscriber for socket events (:mod:`wsfast.events`): a :class:`queue.Queue`, an
-            :class:`asyncio.Queue` or a callable; see also :meth:`subscribe`.
-        warn_slow_operation, warn_low_throughput: thresholds (seconds; bytes per second) above/below
-            which :class:`~wsfast.events.SlowOperation` / :class:`~wsfast.events.LowThroughput` events
-            are sent to the subscribers.
-        implementation: the codec twin, ``"python"`` or ``"cython"``; ``None``: :data:`wsfast.implementation`.
+    Example::
 
-    Every option is described in :mod:`wsfast.options`; :class:`wsfast.config.Config` validates them
-    once (unknown names get a "did you mean"; headers are checked here, not after TCP is open).
+        def on_message(message):          # str for TEXT, bytes for BINARY, on the event thread
+            print(message)
+
+        def on_connect(client):           # after every (re)connection, before any message of it
+            client.send('{"op": "subscribe", "args": ["trades.BTCUSDT"]}')
+
+        client = WebSocketClient(
+            on_message, "wss://stream.example.com/ws", on_connect=on_connect, reconnect=True
+        )
+        client.connect()
+        client.wait()
+
+    Args:
+        callback: called with each message, on the event thread: ``str`` for TEXT, ``bytes`` for BINARY,
+            or what *loads* returned (``None``: give it as *on_message*).
+        url: a ``ws://`` or ``wss://`` URL; ``user:password@`` becomes Basic auth.
+        on_close: ``on_close(code, reason)``, exactly once and last, however the connection ended.
+        on_connect: ``on_connect(client)`` after every connection and reconnection, before any of its
+            messages: send subscriptions here.
+        reconnect: ``True`` or a :class:`~wsfast.ReconnectPolicy`: reconnect whenever a connection is lost.
+
+    Every option, its default and what it does is described once, in :mod:`wsfast.options` (rendered in
+    docs/options.md). :class:`wsfast.config.Config` validates them all here, at construction: unknown
+    names get a "did you mean", headers are checked before TCP is open.
     """
 
     @checks_options(THREADED)
@@ -223,42 +144,13 @@ class WebSocketClient(Observable):
         # Every option checked against wsfast.options.OPTIONS, derived values computed once.
         self._config = config = Config.build(THREADED, locals())
         self._url = config.url
-        self._url_text = url
         self._callback = config["callback"]  # the positional callback or on_message
-        self._on_close = on_close
-        self._on_ping = on_ping
-        self._on_pong = on_pong
-        self._raw_hook = raw_hook
-        self._headers = list(config.headers)
-        self._authorization = config.authorization
-        self._subprotocols = list(config["subprotocols"])
-        self._origin = origin
-        self._user_agent = user_agent
-        self._timeout = timeout
-        self._connect_timeout = config.connect_timeout
-        self._open_timeout = open_timeout
-        self._close_timeout = close_timeout
-        self._ssl = ssl
-        self._server_hostname = server_hostname
-        self._proxy = proxy
-        self._proxy_ssl = proxy_ssl
-        self._unix_socket = config["unix_socket"]
-        self._given_sock = sock  # not self._sock: that is the current connection's socket
-        self._sock_option_used = sock is not None
-        self._max_message_size = max_message_size
-        self._max_redirects = max_redirects
-        self._text_as_bytes = text_as_bytes
-        self._loads = loads
-        self._compression = config.compression
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._idle_timeout = idle_timeout
-        self._on_idle = on_idle
-        self._reconnect = config.reconnect
-        self._on_connect = on_connect
-        self._on_disconnect = on_disconnect
+        self._on_close, self._on_ping, self._on_pong, self._raw_hook = on_close, on_ping, on_pong, raw_hook
+        self._on_idle, self._on_connect, self._on_disconnect = on_idle, on_connect, on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
-        self._pings: dict[bytes, _PendingPing] = {}  # ping() calls waiting for their PONG
+        self._close_timeout = close_timeout
+        self._given_sock = sock  # for the first connection (self._sock is the current connection's)
+        self._pings: Pings[concurrent.futures.Future[float]] = Pings()  # ping() calls waiting for a PONG
         self._ping_lock = threading.Lock()
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -269,8 +161,7 @@ class WebSocketClient(Observable):
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
         self._reconnect_requested = False  # reconnect() was called
-        self._reconnecting = False
-        self._connect_headers: list[tuple[str, str]] = []
+        self._connect_config = config  # what connect() last opened with: its headers too
         self._connection_id = -1
         # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
         self._lifecycle = Lifecycle(
@@ -278,7 +169,7 @@ class WebSocketClient(Observable):
             ping_timeout=ping_timeout,
             idle_timeout=idle_timeout,
             on_idle=on_idle is not None,
-            reconnect=self._reconnect,
+            reconnect=config.reconnect,
         )
         self._last_received_at = 0.0  # when the event thread last read bytes (monotonic)
         self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
@@ -314,30 +205,31 @@ class WebSocketClient(Observable):
     @property
     def is_reconnecting(self) -> bool:
         """Whether the connection was lost and the client is waiting to reconnect, or reconnecting."""
-        return self._reconnecting
+        return self._lifecycle.reconnecting
+
+    def _ended(self) -> ClientProtocol | None:
+        """The last connection's protocol once it ended; ``None`` while open or never connected."""
+        return self._protocol if self._closed.is_set() else None
 
     @property
     def close_code(self) -> int | None:
         """How the last connection ended (see *on_close*), or ``None`` while open or never connected."""
-        protocol = self._protocol
-        if protocol is None or not self._closed.is_set():
-            return None
-        return protocol.close_code
+        protocol = self._ended()
+        return None if protocol is None else protocol.close_code
 
     @property
     def close_reason(self) -> str | None:
-        protocol = self._protocol
-        if protocol is None or not self._closed.is_set():
-            return None
-        return protocol.close_reason
+        protocol = self._ended()
+        return None if protocol is None else protocol.close_reason
 
     @property
     def close_exception(self) -> ConnectionClosed | None:
         """The :class:`~wsfast.ConnectionClosed` describing how the last connection ended (a
-        :class:`~wsfast.KeepaliveTimeout` after a missed PONG, say), or ``None`` while open."""
+        :class:`~wsfast.KeepaliveTimeout` after a missed PONG, say; why reconnecting gave up, once it
+        did), or ``None`` while open."""
         if not self._closed.is_set():
             return None
-        return self._close_exception
+        return self._lifecycle.gave_up or self._close_exception
 
     def stats(self) -> Stats:
         """Counters over every connection of this client (messages, bytes, frames, pings, round-trip
@@ -349,6 +241,11 @@ class WebSocketClient(Observable):
 
     def _monitor_connection_id(self) -> int:
         return self._connection_id
+
+    def _on_event_thread(self) -> bool:
+        """Whether the caller is the event thread: a callback."""
+        thread = self._thread
+        return thread is not None and threading.current_thread() is thread
 
     # Logging
 
@@ -387,10 +284,11 @@ class WebSocketClient(Observable):
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            extra = normalise_headers(headers)
-            self._new_connection_id()
-            sock, accepted = self._handshake(self._headers + extra)
-            self._connect_headers = extra
+            # This connection's configuration, and its reconnections': the constructor's plus *headers*.
+            extra = tuple(normalise_headers(headers))
+            config = dataclasses.replace(self._config, headers=self._config.headers + extra)
+            sock, accepted = self._open(config)
+            self._connect_config = config
             self._stop = stop = threading.Event()
             self.reconnected = None
             protocol = self._install(sock, accepted)
@@ -411,23 +309,38 @@ class WebSocketClient(Observable):
             raise failure
         return accepted.response
 
-    def _new_connection_id(self) -> None:
-        """Number the connection about to be attempted (ids are process-wide, shared by both clients)."""
-        self._connection_id = next_connection_id()
+    def _open(self, config: Config) -> tuple[socket.socket, Accepted]:
+        """Number and open a new connection as *config* says: :func:`~wsfast._opening_sync.open_connection`
+        executes what its :class:`~wsfast.opening.Opening` decides, within *open_timeout*."""
+        self._connection_id = next_connection_id()  # process-wide, shared by both clients
         if (events := self._events) is not None:
             events.connection_id = self._connection_id
+        given, self._given_sock = self._given_sock, None  # a socket given with sock= serves one connection
+        if given is None and self._config["sock"] is not None:
+            raise OpeningError(
+                "the socket given with sock= served the first connection and cannot be reconnected; "
+                "give a URL (or unix_socket=) that wsfast can connect to again"
+            )
+        sock, accepted, url = open_connection(config, self._events, sock=given)
+        if url != self._url:
+            self._log(logging.INFO, "redirected from %s to %s", self._url, url)
+        sock.settimeout(self._config["timeout"])
+        return sock, accepted
 
     def _install(self, sock: socket.socket, accepted: Accepted) -> ClientProtocol:
         """Make a new connection the current one (:attr:`reconnected` describes the gap it ends)."""
+        config = self._config
         protocol = ClientProtocol(
-            max_message_size=self._max_message_size,
+            max_message_size=config["max_message_size"],
             auto_pong=self._on_ping is None,
-            text_as_bytes=self._text_as_bytes,
-            loads=self._loads,
+            text_as_bytes=config["text_as_bytes"],
+            loads=config["loads"],
             compression=accepted.compression,
-            codec=self._config.codec,
+            codec=config.codec,
         )
-        with self._write_lock, self._stats_lock:
+        if self._protocol is not None:  # connect() again: the old event thread may still be ending
+            self._fail_pings(self._protocol)
+        with self._write_lock, self._stats_lock, self._ping_lock:
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
             self._close_exception = None
@@ -440,45 +353,6 @@ class WebSocketClient(Observable):
         self.response, self.subprotocol = accepted.response, accepted.subprotocol
         self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
         return protocol
-
-    def _handshake(self, headers: list[tuple[str, str]]) -> tuple[socket.socket, Accepted]:
-        """Open a connection: every decision is :class:`~wsfast.opening.Opening`'s, executed with blocking
-        sockets by :func:`~wsfast._opening_sync.open_connection` within *open_timeout*."""
-        reporter = Reporter(self._events)
-        opening = Opening(
-            self._url,
-            tls_context=tls_contexts(self._ssl, self._proxy_ssl),
-            headers=headers,
-            subprotocols=self._subprotocols,
-            origin=self._origin,
-            user_agent=self._user_agent,
-            authorization=self._authorization,
-            compression=self._compression,
-            proxy=self._proxy,
-            environ=os.environ,
-            unix_socket=self._unix_socket,
-            sock_given=self._given_sock is not None,
-            max_redirects=self._max_redirects,
-            server_hostname=self._server_hostname,
-            report=reporter,
-        )
-        if self._given_sock is None and self._sock_option_used:
-            raise OpeningError(
-                "the socket given with sock= served the first connection and cannot be reconnected; "
-                "give a URL (or unix_socket=) that wsfast can connect to again"
-            )
-        given, self._given_sock = self._given_sock, None  # a socket given with sock= serves one connection
-        sock, accepted, url = open_connection(
-            opening,
-            reporter,
-            open_timeout=self._open_timeout,
-            connect_timeout=self._connect_timeout,
-            sock=given,
-        )
-        if url != self._url:
-            self._log(logging.INFO, "redirected from %s to %s", self._url, url)
-        sock.settimeout(self._timeout)
-        return sock, accepted
 
     # The event thread
 
@@ -496,7 +370,8 @@ class WebSocketClient(Observable):
         """
         try:
             while True:
-                error = self._serve(sock, protocol, leftover, ready)
+                failed = self._connected(sock, protocol, ready)  # before any message of the connection
+                error = self._serve(sock, protocol, leftover) or failed
                 forced, self._reconnect_requested = self._reconnect_requested, False
                 with self._stats_lock:
                     info, decision = self._lifecycle.lost(
@@ -507,14 +382,11 @@ class WebSocketClient(Observable):
                         forced=forced,
                         stopped=stop.is_set(),
                     )
-                self._notify(self._on_disconnect, info)
+                if self._on_disconnect is not None:
+                    self._call(self._on_disconnect, info)
                 if isinstance(decision, GiveUp):
                     return
-                self._reconnecting = True
-                try:
-                    outcome = self._reconnect_with_backoff(decision, stop)
-                finally:
-                    self._reconnecting = False
+                outcome = self._reconnect_with_backoff(decision, stop)
                 if outcome is None:
                     return
                 sock, accepted = outcome
@@ -522,13 +394,17 @@ class WebSocketClient(Observable):
                 threading.current_thread().name = f"wsfast-{self._connection_id}"
                 leftover = accepted.leftover
                 if stop.is_set():  # disconnect() came while the new connection was being installed
-                    self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
+                    self._send_close(CloseCode.NORMAL_CLOSURE, "")
         except BaseException as exc:  # a bug: report it; on_close still runs
             logger.exception("[%s] event thread failed", self._connection_id)
             if not ready.done():
                 ready.set_exception(exc)
         finally:
-            self._notify_close(protocol.close_code, protocol.close_reason)
+            if self._on_close is not None:
+                try:
+                    self._on_close(protocol.close_code, protocol.close_reason)
+                except Exception:
+                    logger.exception("[%s] exception in on_close", self._connection_id)
 
     def _connected(
         self, sock: socket.socket, protocol: ClientProtocol, ready: concurrent.futures.Future[None]
@@ -554,13 +430,7 @@ class WebSocketClient(Observable):
                 ready.set_exception(error)
         return error
 
-    def _serve(
-        self,
-        sock: socket.socket,
-        protocol: ClientProtocol,
-        leftover: bytes,
-        ready: concurrent.futures.Future[None],
-    ) -> BaseException | None:
+    def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> OSError | None:
         """Read and process one connection until it is closed; return the error that ended it, if any.
 
         While open, reads wait for data as long as the connection lives (the socket timeout bounds
@@ -568,18 +438,17 @@ class WebSocketClient(Observable):
         connection failed, the server has close_timeout seconds to close TCP (RFC 6455 §7.1.1); data
         it sends meanwhile is discarded by the core.
         """
-        error: BaseException | None = None
+        error: OSError | None = None
         closed = self._closed
         heartbeat = self._lifecycle.heartbeat  # its deadline: when to ask the lifecycle for a verdict
         assert heartbeat is not None
         try:
-            error = self._connected(sock, protocol, ready)  # before any message of this connection
             if leftover:
                 self._last_received_at = time.monotonic()
                 self._process(sock, protocol, leftover)
             buffer = bytearray(RECEIVE_BUFFER_SIZE)
             view = memoryview(buffer)
-            wait_readable = _readable_waiter(sock) if heartbeat.enabled else None
+            wait_readable = readable_waiter(sock) if heartbeat.enabled else None
             deadline: float | None = None
             closed_state = State.CLOSED  # a local: an enum attribute costs ~70 ns on 3.11
             while protocol.state is not closed_state:
@@ -626,6 +495,7 @@ class WebSocketClient(Observable):
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
             self._close_exception = protocol.closed_exception()
             closed.set()
+            self._fail_pings(protocol)
         return error
 
     def _beat(self, sock: socket.socket) -> None:
@@ -654,16 +524,13 @@ class WebSocketClient(Observable):
             if stop.wait(decision.delay):
                 self._lifecycle.cancel()
                 return None
-            self._new_connection_id()
             try:
-                sock, accepted = self._handshake(self._headers + self._connect_headers)
+                sock, accepted = self._open(self._connect_config)
             except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
                 self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
                 outcome = self._lifecycle.attempt_failed(exc)
-                if isinstance(outcome, GiveUp):
+                if isinstance(outcome, GiveUp):  # close_exception says why: lifecycle.gave_up
                     self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
-                    if outcome.error is not None and self._close_exception is not None:
-                        self._close_exception = outcome.error
                     return None
                 decision = outcome
             else:
@@ -674,29 +541,39 @@ class WebSocketClient(Observable):
                 return sock, accepted
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
-        if self._raw_hook is not None:
-            self._process_with_hook(sock, protocol, data, self._raw_hook)
-            return
+        """Hand what *data* completes to the protocol, then to the callbacks. A raw hook sees each event
+        first, and the protocol acts as it says (:meth:`~wsfast.protocol.ClientProtocol.process_as`)."""
+        hook = self._raw_hook
         # The protocol's state and its encoder are shared with sending threads: every change to them,
         # and every write, happens under the write lock. Callbacks run outside it (they may send).
         with self._write_lock:
-            events = protocol.receive_data(data, defer_failure=True)
-            self._flush(sock, protocol)
-        callback = self._callback
-        if not protocol.last_had_control:
+            if hook is None:
+                events = protocol.receive_data(data, defer_failure=True)
+                self._flush(sock, protocol)
+            else:
+                events = protocol.receive_events(data)
+        if hook is None and not protocol.last_had_control:
             # Data messages only: hand them on without looking at their types.
             if events:
                 self._last_message_at = self._last_received_at
-            if callback is not None:
+            if (callback := self._callback) is not None:
                 for message in events:
                     try:
                         callback(message)
                     except Exception:
                         self._callback_failed(callback)
             return
-        self._account(events)
+        if self._lifecycle.received(events, self._last_received_at):  # PONGs first, for keepalive
+            self._last_message_at = self._last_received_at
         for event in events:
-            self._deliver(event)
+            if hook is not None:
+                action = None if protocol.hook_stopped else self._call(hook, event)
+                with self._write_lock:
+                    deliver = protocol.process_as(event, action)
+                    self._flush(sock, protocol)
+                if not deliver:
+                    continue
+            self._deliver(protocol, event)
         if protocol.failure_pending:
             # The messages before the bad frame were handled first (frames are processed in order);
             # now fail the connection.
@@ -708,10 +585,7 @@ class WebSocketClient(Observable):
         """Write the protocol's replies; after failing the connection, half-close it. Holds the lock."""
         reply = protocol.data_to_send()
         if reply:
-            if (events := self._events) is None:
-                sock.sendall(reply)
-            else:
-                events.send(sock.sendall, reply)
+            self._write(sock, reply)
         if protocol.failed:
             # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
             # half-close (not a full close, which turns into a RST while the server still streams and
@@ -719,50 +593,7 @@ class WebSocketClient(Observable):
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_WR)
 
-    def _process_with_hook(
-        self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike, hook: RawHook
-    ) -> None:
-        """Show each event to the raw hook before the protocol acts on it, as the reference does."""
-        with self._write_lock:
-            events = protocol.receive_events(data)
-        self._account(events)
-        stopped = False
-        for event in events:
-            if stopped:
-                # After STOP nothing more is delivered, but the server's CLOSE still completes the
-                # closing handshake, so on_close reports the server's code rather than 1006.
-                if isinstance(event, Close):
-                    with self._write_lock:
-                        protocol.process(event)
-                        self._flush(sock, protocol)
-                continue
-            action = self._call(hook, event)
-            if action == FrameAction.SKIP:
-                continue  # no delivery, no automatic PONG, no close handling
-            if action == FrameAction.STOP:
-                self._send_close(sock, protocol, CloseCode.NORMAL_CLOSURE, "")
-                stopped = True
-                continue
-            with self._write_lock:
-                deliver = protocol.process(event)
-                self._flush(sock, protocol)
-            if deliver:
-                self._deliver(event)
-        with self._write_lock:
-            protocol.finish_receive()
-            self._flush(sock, protocol)
-
-    def _account(self, events: list[Any]) -> None:
-        """Note data messages for the idle watchdog and PONGs for keepalive, before any callback."""
-        lifecycle, now = self._lifecycle, self._last_received_at
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                lifecycle.pong_received(event.payload, now)
-            elif kind is not Ping and kind is not Close:
-                self._last_message_at = now
-
-    def _deliver(self, event: Any) -> None:
+    def _deliver(self, protocol: ClientProtocol, event: Any) -> None:
         """Hand one processed event to the matching callback. A :class:`~wsfast.MessageDecodeError`
         (a message *loads* rejected, counted in ``stats().decode_errors``) is logged, never delivered."""
         if isinstance(event, Ping):
@@ -770,38 +601,28 @@ class WebSocketClient(Observable):
                 self._call(self._on_ping, event.payload)
         elif isinstance(event, Pong):
             if self._pings:
-                self._pong_received(event.payload)
+                with self._ping_lock:  # the time it was read, whatever callbacks ran since
+                    answered = self._pings.answered(event.payload, self._last_received_at)
+                for waiter, rtt in answered:
+                    waiter.set_result(rtt)
             if self._on_pong is not None:
                 self._call(self._on_pong, event.payload)
         elif isinstance(event, Close):
             self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
-            if self._pings:
-                self._pings_unanswered()
+            self._fail_pings(protocol)  # nothing follows a CLOSE (RFC 6455 §5.5.1), no PONG either
         elif isinstance(event, MessageDecodeError):
             self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
         elif self._callback is not None:
             self._call(self._callback, event)
 
-    def _pings_unanswered(self) -> None:
-        """The server's CLOSE came: nothing follows it (RFC 6455 §5.5.1), so no PONG will."""
+    def _fail_pings(self, protocol: ClientProtocol) -> None:
+        """No PONG will come on *protocol*'s connection, no longer open: the :meth:`ping` calls waiting
+        raise how it ended. A PING registers only while its connection is open and current, and
+        :meth:`_install` fails those of the connection it replaces, all under the ping lock."""
         with self._ping_lock:
-            pending, self._pings = list(self._pings.values()), {}
-        for ping in pending:
-            assert ping.protocol is not None  # set when it was registered
-            ping.fail(ping.protocol.closed_exception())
-
-    def _pong_received(self, payload: bytes) -> None:
-        """Answer the :meth:`ping` calls a PONG settles: its own, and every earlier one (§5.5.3)."""
-        received_at = self._last_received_at  # when it was read, whatever callbacks ran since
-        with self._ping_lock:
-            answered = self._pings.pop(payload, None)
-            if answered is None:
-                return  # unsolicited, or a keepalive PING's
-            for key, earlier in list(self._pings.items()):
-                if earlier.sent_at <= answered.sent_at:
-                    del self._pings[key]
-                    earlier.answer(received_at)
-            answered.answer(received_at)
+            waiters = self._pings.closed() if self._protocol is protocol else []
+        for waiter in waiters:
+            waiter.set_exception(protocol.closed_exception())
 
     def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
         try:
@@ -815,24 +636,9 @@ class WebSocketClient(Observable):
         if self._log_functions[logging.ERROR] is not None:
             self._log(logging.ERROR, "exception in callback %r", function)
 
-    def _notify(self, function: Callable[[Any], Any] | None, argument: object) -> None:
-        if function is not None:
-            self._call(function, argument)
-
-    def _notify_close(self, code: int, reason: str) -> None:
-        if self._on_close is None:
-            return
-        try:
-            self._on_close(code, reason)
-        except Exception:
-            logger.exception("[%s] exception in on_close", self._connection_id)
-
     def _shutdown(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        self._close_socket(sock)
-
-    def _close_socket(self, sock: socket.socket) -> None:
         sock.close()
         if (events := self._events) is not None:
             events.closed()
@@ -845,6 +651,13 @@ class WebSocketClient(Observable):
             raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
         return sock, protocol
 
+    def _write(self, sock: socket.socket, data: bytes) -> None:
+        """Write *data* whole, reporting it to the subscribers. The caller holds the write lock."""
+        if (events := self._events) is None:  # a local: unsubscribe() may run concurrently
+            sock.sendall(data)
+        else:
+            events.send(sock.sendall, data)
+
     def _send_frame(self, build: Callable[[ClientProtocol], bytes]) -> None:
         sock, protocol = self._current()
         # Frames are built and written under one lock, which the event thread also holds while the
@@ -853,7 +666,7 @@ class WebSocketClient(Observable):
         with self._write_lock:
             frame = build(protocol)
             try:
-                if (events := self._events) is None:
+                if (events := self._events) is None:  # _write(), inline: every send comes here
                     sock.sendall(frame)
                 else:
                     events.send(sock.sendall, frame)
@@ -902,51 +715,43 @@ class WebSocketClient(Observable):
                 it alone can read: send the PING with ``send_frame(payload, Opcode.PING)`` and see the
                 PONG in *on_pong*.
         """
-        thread = self._thread
-        if thread is not None and threading.current_thread() is thread:
+        if self._on_event_thread():
             raise ConcurrencyError(
                 "ping() called from a callback: it would wait for a PONG that only this event thread "
                 "reads; send the PING with send_frame(payload, Opcode.PING) and see the PONG in on_pong"
             )
-        if payload is None:
-            data = os.urandom(4)
-        else:
-            data = payload.encode() if isinstance(payload, str) else bytes(payload)
-        pending = _PendingPing()
+        waiter: concurrent.futures.Future[float] = concurrent.futures.Future()  # settled by the event thread
+        data = b""
 
         def build(protocol: ClientProtocol) -> bytes:
+            nonlocal data
             with self._ping_lock:
-                if data in self._pings:
-                    raise ValueError("a PING with this payload is already waiting for its PONG")
+                data = self._pings.payload(payload)
                 frame = protocol.send_ping(data)
-                pending.closed = self._closed  # this connection's end (the write lock is held)
-                pending.protocol = protocol
-                pending.sent_at = time.monotonic()
-                self._pings[data] = pending
+                self._pings.sent(data, waiter, time.monotonic())
             return frame
 
         try:
             self._send_frame(build)
-            return pending.wait(timeout)
+            return waiter.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"no PONG within {timeout} s") from None
         finally:
             with self._ping_lock:
-                if self._pings.get(data) is pending:
-                    del self._pings[data]
+                self._pings.forget(data, waiter)
 
     def pong(self, payload: str | BytesLike = b"") -> None:
         """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""
         self._send_frame(lambda protocol: protocol.send_pong(payload))
 
-    def _send_close(self, sock: socket.socket, protocol: ClientProtocol, code: int, reason: str) -> None:
+    def _send_close(self, code: int, reason: str) -> None:
+        """Start the closing handshake of the current connection, if there is one and it is open."""
         with self._write_lock:
-            frame = protocol.send_close(code, reason)
-            if frame:
-                # If the server is gone, the event thread sees it and reports 1006.
-                with contextlib.suppress(OSError):
-                    if (events := self._events) is None:
-                        sock.sendall(frame)
-                    else:
-                        events.send(sock.sendall, frame)
+            sock, protocol = self._sock, self._protocol
+            frame = protocol.send_close(code, reason) if protocol is not None else b""
+            if sock is not None and frame:
+                with contextlib.suppress(OSError):  # if the server is gone, the event thread reports 1006
+                    self._write(sock, frame)
 
     # Closing
 
@@ -962,15 +767,12 @@ class WebSocketClient(Observable):
         Raises:
             ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
         """
-        thread = self._thread
         with self._write_lock:
             self._stop.set()  # no reconnection after this
-        if thread is not None and threading.current_thread() is thread:
+        if self._on_event_thread():
             # From a callback: start the closing handshake; the event thread (this one) finishes it.
             # No lock is taken, so a connect() waiting for this thread cannot deadlock with it.
-            sock, protocol = self._sock, self._protocol
-            if sock is not None and protocol is not None:
-                self._send_close(sock, protocol, code, reason)
+            self._send_close(code, reason)
             return
         with self._connect_lock:
             self._disconnect(code, reason, self._close_timeout if timeout is None else timeout)
@@ -981,7 +783,7 @@ class WebSocketClient(Observable):
             sock, protocol, thread = self._sock, self._protocol, self._thread
         if sock is None or protocol is None or thread is None:
             return
-        self._send_close(sock, protocol, code, reason)
+        self._send_close(code, reason)
         if threading.current_thread() is thread:
             return
         thread.join(timeout)
@@ -1002,13 +804,9 @@ class WebSocketClient(Observable):
         if thread is None or not thread.is_alive():
             self.connect()
             return
-        if self._reconnecting:
-            return  # a reconnection is already under way
-        sock, protocol = self._sock, self._protocol
-        if sock is None or protocol is None:
-            return
-        self._reconnect_requested = True
-        self._send_close(sock, protocol, code, reason)
+        if not self._lifecycle.reconnecting:  # else a reconnection is already under way
+            self._reconnect_requested = True
+            self._send_close(code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the connection is closed (and *on_close* has run); ``False`` on timeout.
@@ -1020,7 +818,7 @@ class WebSocketClient(Observable):
         thread = self._thread
         if thread is None:
             return True
-        if threading.current_thread() is thread:
+        if self._on_event_thread():
             raise ConcurrencyError(
                 "wait() called from a callback would wait for the event thread, this one, to end: "
                 "call disconnect() there, and wait() from another thread"
@@ -1044,72 +842,3 @@ class WebSocketClient(Observable):
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"
         return f"<WebSocketClient {self._url} {state} id={self._connection_id}>"
-
-
-class _PendingPing:
-    """A :meth:`WebSocketClient.ping` waiting for its PONG: settled by the event thread (the PONG, or
-    the server's CLOSE, after which no PONG can come), or found ended by the waiter itself."""
-
-    # How often a waiting ping() looks whether its connection ended without a CLOSE (a TCP reset, a
-    # keepalive timeout): that end is not signalled to it otherwise. A PONG or a CLOSE wakes it at once.
-    POLL = 0.05
-
-    def __init__(self) -> None:
-        self.sent_at = 0.0
-        self.closed = threading.Event()  # the connection's end (WebSocketClient._closed)
-        self.protocol: ClientProtocol | None = None
-        self._rtt = 0.0
-        self._error: ConnectionClosed | None = None
-        self._settled = threading.Event()
-
-    def answer(self, received_at: float) -> None:
-        self._rtt = max(0.0, received_at - self.sent_at)
-        self._settled.set()
-
-    def fail(self, error: ConnectionClosed) -> None:
-        self._error = error
-        self._settled.set()
-
-    def _outcome(self) -> float:
-        if self._error is not None:
-            raise self._error
-        return self._rtt
-
-    def wait(self, timeout: float | None) -> float:
-        """The round-trip time once the PONG came; ConnectionClosed or TimeoutError otherwise."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while True:
-            step = self.POLL if deadline is None else min(self.POLL, deadline - time.monotonic())
-            if self._settled.wait(max(0.0, step)):
-                return self._outcome()
-            if self.closed.is_set():
-                if self._settled.is_set():
-                    return self._outcome()
-                assert self.protocol is not None  # set with closed, before the PING went out
-                raise self.protocol.closed_exception()
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"no PONG within {timeout} s")
-
-
-def _readable_waiter(sock: socket.socket) -> Callable[[float], bool]:
-    """A function that waits up to *timeout* seconds for *sock* to be readable, without reading."""
-    pending = getattr(sock, "pending", None)  # TLS: decrypted bytes may wait in the SSL object
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
-
-        def wait(timeout: float) -> bool:
-            if pending is not None and pending():
-                return True
-            # Round up, so a wait never ends just before its deadline and spins.
-            return bool(poller.poll(max(0, int(timeout * 1000) + 1)))
-
-    else:  # Windows
-
-        def wait(timeout: float) -> bool:
-            if pending is not None and pending():
-                return True
-            readable, _, errored = select.select([sock], [], [sock], max(0.0, timeout))
-            return bool(readable or errored)
-
-    return wait

@@ -12,6 +12,7 @@ A driver's loop::
     at lifecycle.deadline:  verdict = lifecycle.beat(now, last_message_at)
                             write verdict.data; abort TCP if verdict.abort; run on_idle if verdict.on_idle
     for each PONG:          lifecycle.pong_received(payload, now)
+                            (or, for every event read: received(events, now), before any callback)
     when TCP ended:         info, decision = lifecycle.lost(protocol, now=..., wall=..., ...)
                             on_disconnect(info)
     while decision is a Retry:
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 from .exceptions import (
     ConnectionClosedError,
@@ -55,7 +57,7 @@ from .exceptions import (
     KeepaliveTimeout,
     ProxyError,
 )
-from .frames import CloseCode
+from .frames import Close, CloseCode, Ping, Pong
 from .health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
@@ -361,6 +363,19 @@ class Lifecycle:
         if rtt is not None:
             self.last_rtt = rtt
         return rtt
+
+    def received(self, events: list[Any], now: float) -> bool:
+        """Account the events of one read at *now*, before any callback runs (a slow callback must not
+        delay a PONG): each PONG for keepalive. Returns whether a data message is among them (a message
+        *loads* rejected counts: it arrived), which the driver notes for the idle watchdog."""
+        message = False
+        for event in events:
+            kind = type(event)
+            if kind is Pong:
+                self.pong_received(event.payload, now)
+            elif kind is not Ping and kind is not Close:
+                message = True
+        return message
 
     # Statistics
 

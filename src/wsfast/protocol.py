@@ -112,6 +112,8 @@ class ClientProtocol:
         self.failed = False
         """Whether this side failed the connection (:meth:`fail`): the close code is the one we sent."""
         self._closed_as: type[ConnectionClosedError] | None = None
+        self.hook_stopped = False
+        """A raw hook said :attr:`FrameAction.STOP <FrameAction>`: no event is shown to it any more."""
         # Statistics: plain counters, a few nanoseconds per call (wsfast.health.Stats sums them).
         self.bytes_received = 0
         self._events_received = 0
@@ -229,6 +231,27 @@ class ClientProtocol:
             self.decode_errors += 1
         return True
 
+    def process_as(self, event: Any, action: FrameAction | int | None) -> bool:
+        """Apply the protocol to one event from :meth:`receive_events` as a raw hook decided (the I/O layer
+        shows each event to the hook first, unless :attr:`hook_stopped`); returns whether to deliver it.
+
+        * :attr:`FrameAction.PROCESS <FrameAction>` (or ``None``, any other value): :meth:`process`.
+        * ``SKIP``: nothing: no delivery, no automatic PONG, no close handling.
+        * ``STOP``: start the closing handshake (1000, RFC 6455 §7.1.2) and deliver nothing from then on.
+          The server's CLOSE still completes the handshake, so the close code is the server's, not 1006.
+        """
+        if self.hook_stopped:
+            if type(event) is Close:
+                self.process(event)
+            return False
+        if action == FrameAction.SKIP:
+            return False
+        if action == FrameAction.STOP:
+            self.hook_stopped = True
+            self._outgoing += self._start_closing(CloseCode.NORMAL_CLOSURE, "", None)
+            return False
+        return self.process(event)
+
     def finish_receive(self) -> None:
         """Fail the connection if the bytes given to :meth:`receive_events` broke the protocol."""
         failure, self._pending_failure = self._pending_failure, None
@@ -343,13 +366,20 @@ class ClientProtocol:
             ValueError: *code* may not be sent (1005, 1006, 1015, or outside the valid ranges), or the
                 reason makes the payload longer than 125 bytes.
         """
+        frame = self._start_closing(code, reason, closed_as)
+        self.bytes_sent += len(frame)
+        return frame
+
+    def _start_closing(
+        self, code: int | None, reason: str, closed_as: type[ConnectionClosedError] | None
+    ) -> bytes:
+        """The CLOSE that starts the closing handshake (not counted as sent yet), or ``b""`` once one was."""
         if self.close_sent is not None or self.state is State.CLOSED:
             return b""
         frame = self._encoder.encode_close(code, reason)
         self.close_sent = Close(CloseCode.NO_STATUS_RCVD if code is None else code, reason)
         self.state = State.CLOSING
         self._closed_as = closed_as
-        self.bytes_sent += len(frame)
         return frame
 
     def fail(

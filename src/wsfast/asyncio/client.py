@@ -60,6 +60,7 @@ from ..health import (
 from ..http11 import Response
 from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
 from ..options import ASYNCIO, get_option
+from ..pings import Pings
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL
 from ._connection import _Connection, _Phase
@@ -275,7 +276,7 @@ class WebSocket(Observable):
         self._writing_paused = False
         self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._pings: Pings[asyncio.Future[float]] = Pings()  # ping() calls waiting for their PONG
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
         self._connection_closed = self._loop.create_future()  # the end of the current connection
         self._close_timer: asyncio.TimerHandle | None = None
@@ -587,10 +588,9 @@ class WebSocket(Observable):
                 timer.cancel()
         self._close_timer = self._beat_timer = self._failure_timer = None
         core.receive_eof()
-        for future, _ in self._pings.values():
+        for future in self._pings.closed():
             if not future.done():
                 future.set_exception(core.closed_exception())
-        self._pings.clear()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
         if not self._connection_closed.done():
@@ -724,20 +724,12 @@ class WebSocket(Observable):
     def _pong_received(self, payload: bytes) -> None:
         if self._lifecycle.pong_received(payload, self._last_received_at) is not None:
             return  # it answered the keepalive PING
-        entry = self._pings.pop(payload, None)
-        if entry is None:
-            return
-        # RFC 6455 §5.5.3: a PONG may answer the most recent PING only; earlier ones are answered too.
-        now = time.perf_counter()
-        future, sent_at = entry
-        self.latency = self._lifecycle.last_rtt = now - sent_at
-        if not future.done():
-            future.set_result(self.latency)
-        for key, (earlier, earlier_sent) in list(self._pings.items()):
-            if earlier_sent <= sent_at:
-                del self._pings[key]
-                if not earlier.done():
-                    earlier.set_result(now - earlier_sent)
+        answered = self._pings.answered(payload, time.perf_counter())  # its PING and every earlier one
+        if answered:
+            self.latency = self._lifecycle.last_rtt = answered[-1][1]  # the PING with its payload
+        for future, rtt in answered:
+            if not future.done():
+                future.set_result(rtt)
 
     # Receiving
 
@@ -953,16 +945,10 @@ class WebSocket(Observable):
             ConcurrencyError: called from another thread or event loop.
         """
         self._check_loop("ping")
-        data = (
-            os.urandom(4)
-            if payload is None
-            else (payload.encode() if isinstance(payload, str) else bytes(payload))
-        )
-        if data in self._pings:
-            raise ValueError("a PING with this payload is already waiting for its PONG")
+        data = self._pings.payload(payload)
         frame = self._core.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings[data] = (future, time.perf_counter())  # uvloop's loop.time() ticks in ms
+        self._pings.sent(data, future, time.perf_counter())  # uvloop's loop.time() ticks in ms
         self._write(frame)
         return await future
 
