@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from typing import Any
 
 import pytest
@@ -133,6 +134,8 @@ def test_threaded_receive_path(benchmark: Any, mode: str) -> None:
         count[0] = 0
         protocol = ClientProtocol(max_message_size=None)
         client._protocol = protocol
+        # What connect() does once the handshake is done: the lifecycle opens the connection.
+        client._lifecycle.opened(protocol, now=time.monotonic(), wall=time.time(), connection_id=0)
         client._serve(_Socket(), protocol, b"")  # type: ignore[arg-type]
         return count[0]
 
