@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from adapters import WAIT, AsyncioClient
 
-from servers import RawServer, WebsocketsServer, accept_then, send_messages
+from servers import RawServer, WebsocketsServer, accept_then
 from wsfast import ConcurrencyError, ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
 
 
@@ -64,15 +64,23 @@ def test_close_wakes_a_waiting_ping(client: AsyncioClient) -> None:
             pinging.result(WAIT)
 
 
+async def send_30_and_stay(ws: Any) -> None:
+    """Send 30 messages and keep the connection open: the only close is the client's (no race with a
+    server CLOSE parsed in the same read as the message that overflows the queue)."""
+    for i in range(30):
+        await ws.send(f"message {i}")
+
+
 @pytest.mark.frontends("recv")
 def test_overflow_error_keeps_the_queued_messages(client: AsyncioClient) -> None:
-    with WebsocketsServer(send_messages(30)) as server:
+    with WebsocketsServer(send_30_and_stay) as server:
         client.open(server.url(), max_queue=10, overflow="error")
         assert server.wait_closes(1)[0][0] == 1008  # the queue overflowed: the client failed it
         assert client.recv_many(10) == [f"message {i}" for i in range(10)]
         with pytest.raises(ConnectionClosedError) as info:
             client.recv()
         assert info.value.code == 1008
+        assert info.value.reason == "receive queue overflow (max_queue=10)"
 
 
 @pytest.mark.frontends("recv", "inline")
