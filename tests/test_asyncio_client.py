@@ -35,7 +35,6 @@ from wsfast import (
     HandshakeError,
     InvalidStatus,
     InvalidURL,
-    MessageDecodeError,
 )
 
 pytest_plugins = ["conftest_client"]
@@ -44,24 +43,6 @@ TIMEOUT = 10.0
 
 
 class TestMessages:
-    def test_echo_text_and_binary(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer() as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert ws.response is not None
-                    assert ws.response.status == 101
-                    await ws.send("héllo")
-                    assert await ws.recv() == "héllo"
-                    await ws.send(b"\x00\x01\x02")
-                    assert await ws.recv() == b"\x00\x01\x02"
-                    await ws.send(bytearray(b"ba"))
-                    assert await ws.recv() == b"ba"
-                assert ws.close_code == 1000
-
-            run(main)
-            assert server.wait_closes() == [(1000, "")]
-
     def test_the_decoder_is_the_chosen_twin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
@@ -70,32 +51,6 @@ class TestMessages:
                     assert type(ws._core._decoder) is codec_impl.Decoder
 
             run(main)
-
-    def test_large_and_fragmented_messages(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        big = "x" * (16 * 2**20)
-        with WebsocketsServer(max_size=None) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(
-                    server.url(), max_message_size=32 * 2**20, implementation=codec_impl.name
-                ) as ws:
-                    await ws.send(big)
-                    assert await ws.recv() == big
-                    await ws.send_frame("frag", wsfast.Opcode.TEXT, fin=False)
-                    await ws.send_frame("ment", wsfast.Opcode.CONT, fin=False)
-                    await ws.send_frame("ed", wsfast.Opcode.CONT, fin=True)
-                    assert await ws.recv() == "fragmented"
-
-            run(main)
-
-    def test_iteration_ends_on_a_normal_close(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer(send_messages(50)) as server:
-
-            async def main() -> list[Any]:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    return [message async for message in ws]
-
-            assert run(main) == [f"message {i}" for i in range(50)]
 
     def test_abnormal_close_raises_connection_closed_error(
         self, run: Any, codec_impl: types.SimpleNamespace
@@ -115,89 +70,6 @@ class TestMessages:
                     assert (ws.close_code, ws.close_reason) == (4001, "bye")
 
             run(main)
-
-    def test_inline_callback_gets_every_message_in_order(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with WebsocketsServer(send_messages(2000)) as server:
-
-            async def main() -> list[Any]:
-                received: list[Any] = []
-                ws = await wsfast.connect(
-                    server.url(), on_message=received.append, implementation=codec_impl.name
-                )
-                await ws.wait_closed()
-                assert ws.close_code == 1000
-                with pytest.raises(RuntimeError):
-                    await ws.recv()
-                return received
-
-            assert run(main) == [f"message {i}" for i in range(2000)]
-
-    def test_text_as_bytes_and_loads(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer(send_then_close(['{"p": "1.5"}', "not json", b"\x01", "[2]"])) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(
-                    server.url(), text_as_bytes=True, implementation=codec_impl.name
-                ) as ws:
-                    assert await ws.recv() == b'{"p": "1.5"}'
-                async with wsfast.connect(
-                    server.url(), loads=json.loads, implementation=codec_impl.name
-                ) as ws:
-                    assert await ws.recv() == {"p": "1.5"}
-                    with pytest.raises(MessageDecodeError) as info:
-                        await ws.recv()
-                    assert info.value.payload == b"not json"
-                    assert await ws.recv() == b"\x01"  # binary messages are not given to loads
-                    assert await ws.recv() == [2]
-
-            run(main)
-
-
-class TestControlFrames:
-    def test_ping_returns_the_round_trip_time(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer() as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    rtt = await ws.ping()
-                    assert 0 < rtt < TIMEOUT
-                    assert ws.latency == rtt
-                    first, second = await asyncio.gather(ws.ping(b"a"), ws.ping(b"b"))
-                    assert first > 0
-                    assert second > 0
-
-            run(main)
-
-    def test_server_ping_is_answered_or_given_to_the_hook(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        frames = server_frame(0x9, b"hb") + server_frame(0x1, b"after")
-        with RawServer(accept_then(frames, then="handshake")) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert await ws.recv() == "after"
-
-            run(main)
-            server.wait_finished()
-            pongs = [f for f in server.connections[0].frames if f.opcode == 0xA]
-            assert [p.payload for p in pongs] == [b"hb"]
-
-        seen: list[bytes] = []
-        with RawServer(accept_then(frames, then="handshake")) as server:
-
-            async def hooked() -> None:
-                async with wsfast.connect(
-                    server.url(), on_ping=seen.append, implementation=codec_impl.name
-                ) as ws:
-                    assert await ws.recv() == "after"
-
-            run(hooked)
-            server.wait_finished()
-            assert seen == [b"hb"]
-            assert not [f for f in server.connections[0].frames if f.opcode == 0xA]
 
 
 class TestClosing:

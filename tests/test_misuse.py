@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
 import socket
 import threading
@@ -37,15 +36,12 @@ from servers import (
     accept_then,
     echo,
     send_then_close,
-    server_close,
     server_frame,
 )
 from wsfast import (
     ConcurrencyError,
     ConnectionClosed,
     ConnectionClosedError,
-    ConnectionClosedOK,
-    MessageDecodeError,
     Opcode,
     WebSocketClient,
 )
@@ -310,84 +306,6 @@ def test_overflow_error_comes_after_the_queued_messages(run: Any) -> None:
 FEED = ['{"n": 1}', "not json", '{"n": 2}']
 
 
-def test_asyncio_recv_raises_message_decode_error_and_goes_on(run: Any) -> None:
-    with WebsocketsServer(send_then_close(FEED)) as server:
-
-        async def main() -> None:
-            async with wsfast.connect(server.url(), loads=json.loads) as ws:
-                assert await ws.recv() == {"n": 1}
-                with pytest.raises(MessageDecodeError) as info:
-                    await ws.recv()
-                assert info.value.payload == b"not json"
-                assert [message async for message in ws] == [{"n": 2}]
-                assert ws.stats().decode_errors == 1
-
-        run(main)
-
-
-def test_asyncio_iteration_raises_message_decode_error(run: Any) -> None:
-    with WebsocketsServer(send_then_close(["not json", "[1]"])) as server:
-
-        async def main() -> None:
-            async with wsfast.connect(server.url(), loads=json.loads) as ws:
-                await asyncio.sleep(0.1)  # both queued: the iteration's fast path
-                with pytest.raises(MessageDecodeError):
-                    await ws.__anext__()
-                assert await ws.__anext__() == [1]
-
-        run(main)
-
-
-@pytest.mark.parametrize("alone", [True, False], ids=["data-frames-only", "with-a-ping"])
-def test_asyncio_on_message_never_gets_a_decode_error(
-    run: Any, alone: bool, caplog: pytest.LogCaptureFixture
-) -> None:
-    # One write of data frames only: the protocol's data-only fast path must still not hand the error on.
-    frames = b"".join(server_frame(TEXT, m) for m in FEED)
-    if not alone:
-        frames = server_frame(PING, b"p") + frames
-    with RawServer(accept_then(frames)) as server:
-
-        async def main() -> list[Any]:
-            received: list[Any] = []
-            ws = await wsfast.connect(server.url(), loads=json.loads, on_message=received.append)
-            await asyncio.sleep(0.2)
-            assert ws.stats().decode_errors == 1
-            assert ws.open
-            await ws.close()
-            return received
-
-        with caplog.at_level(logging.ERROR, logger="wsfast"):
-            assert run(main) == [{"n": 1}, {"n": 2}]
-        assert "loads() rejected" in caplog.text
-
-
-@pytest.mark.usefixtures("codec_impl")
-@pytest.mark.parametrize("alone", [True, False], ids=["data-frames-only", "with-a-ping"])
-def test_threaded_callback_never_gets_a_decode_error(alone: bool, caplog: pytest.LogCaptureFixture) -> None:
-    frames = b"".join(server_frame(TEXT, m) for m in FEED)
-    if not alone:
-        frames = server_frame(PING, b"p") + frames
-    received: list[Any] = []
-    done = threading.Event()
-
-    def callback(message: Any) -> None:
-        received.append(message)
-        if message == {"n": 2}:
-            done.set()
-
-    with RawServer(accept_then(frames)) as server, caplog.at_level(logging.ERROR, logger="wsfast"):
-        client = WebSocketClient(callback, server.url(), loads=json.loads, timeout=WAIT, close_timeout=WAIT)
-        with client:
-            assert done.wait(WAIT)
-            assert client.is_open
-            assert client.stats().decode_errors == 1
-        assert client.wait(WAIT)
-    assert received == [{"n": 1}, {"n": 2}]
-    assert "loads() rejected" in caplog.text
-    assert client.stats().decode_errors == 1  # kept in the totals once the connection ended
-
-
 # --------------------------------------------------------------------------------------------------
 # Threaded: url and ping
 # --------------------------------------------------------------------------------------------------
@@ -427,48 +345,6 @@ def test_url_hides_the_password_on_both_clients(
         assert run(main) == client.url
 
 
-def test_threaded_ping_returns_the_round_trip_time(client_factory: Callable[..., WebSocketClient]) -> None:
-    with WebsocketsServer(echo) as server:
-        pongs: list[bytes] = []
-        client = client_factory(server.url(), on_pong=pongs.append)
-        client.connect()
-        rtt = client.ping(timeout=WAIT)
-        assert isinstance(rtt, float)
-        assert 0.0 <= rtt < WAIT
-        assert client.ping(b"abc") >= 0.0
-        assert client.ping("text") >= 0.0
-        assert pongs[-2:] == [b"abc", b"text"]
-        assert len(pongs[0]) == 4  # the default payload: 4 random bytes
-        with pytest.raises(ValueError, match="125"):
-            client.ping(b"x" * 126)
-        times = run_in_thread(lambda: [client.ping() for _ in range(3)])
-        assert all(t >= 0.0 for t in times)
-
-
-def test_threaded_ping_a_pong_answers_earlier_pings_too(
-    client_factory: Callable[..., WebSocketClient],
-) -> None:
-    """RFC 6455 §5.5.3: a PONG answers the most recent PING; the earlier ones count as answered."""
-
-    def handler(conn: RawConnection) -> None:
-        conn.accept()
-        first, last = conn.read_frame(), conn.read_frame()
-        assert first is not None
-        assert last is not None
-        assert (first.opcode, last.opcode) == (PING, PING)
-        conn.send(server_frame(0xA, last.payload))  # answers the most recent PING only
-        conn.finish_closing_handshake()
-
-    with RawServer(handler) as server:
-        client = client_factory(server.url(), ping_interval=None)
-        client.connect()
-        with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            first = pool.submit(client.ping, b"one", timeout=WAIT)
-            time.sleep(0.1)
-            second = pool.submit(client.ping, b"two", timeout=WAIT)
-            assert first.result(WAIT) >= second.result(WAIT) >= 0.0
-
-
 def test_threaded_ping_timeout_and_connection_end(client_factory: Callable[..., WebSocketClient]) -> None:
     with RawServer(hold_open) as server:
         client = client_factory(server.url(), ping_interval=None, close_timeout=0.3)
@@ -487,25 +363,6 @@ def test_threaded_ping_timeout_and_connection_end(client_factory: Callable[..., 
         pinger.shutdown()
         with pytest.raises(ConnectionClosed):
             client.ping()
-
-
-def test_threaded_ping_ends_with_the_servers_close(client_factory: Callable[..., WebSocketClient]) -> None:
-    """Nothing follows the server's CLOSE (RFC 6455 §5.5.1): a ping() waiting then ends at once."""
-
-    def handler(conn: RawConnection) -> None:
-        conn.accept()
-        frame = conn.read_frame()
-        assert frame is not None
-        assert frame.opcode == PING
-        conn.send(server_close(1001, "going away"))  # no PONG
-        conn.read_until_close()
-
-    with RawServer(handler) as server:
-        client = client_factory(server.url(), ping_interval=None)
-        client.connect()
-        with pytest.raises(ConnectionClosedOK) as info:
-            client.ping(timeout=WAIT)
-        assert (info.value.code, info.value.reason) == (1001, "going away")
 
 
 def test_threaded_ping_and_wait_from_the_event_thread_raise(

@@ -16,10 +16,13 @@ from adapters import WAIT, Client
 
 import wsfast
 from servers import (
+    BINARY,
+    PING,
     TEXT,
     RawConnection,
     RawServer,
     WebsocketsServer,
+    accept_then,
     close_with,
     echo,
     send_then_close,
@@ -40,28 +43,6 @@ FAST_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.1, jitter=0.0, 
 # --------------------------------------------------------------------------------------------------
 # Messages
 # --------------------------------------------------------------------------------------------------
-
-
-def test_echo_text_and_binary(client: Client, ws_server: WebsocketsServer) -> None:
-    client.open(ws_server.url("/echo"))
-    assert client.events.connects == 1
-    client.send("héllo ☃")
-    client.send(b"\x00\x01\xff")
-    client.send("")
-    assert client.recv_many(3) == ["héllo ☃", b"\x00\x01\xff", ""]
-    stats = client.stats()
-    assert stats.messages_sent == 3
-    assert stats.messages_received == 3
-    assert stats.connections == 1
-    client.close()
-    assert client.close_code == 1000
-
-
-@pytest.mark.frontends("recv")
-def test_async_for_ends_on_a_normal_close(client: Any) -> None:
-    with WebsocketsServer(send_then_close(["a", "b", "c"])) as server:
-        client.open(server.url())
-        assert client.iterate() == ["a", "b", "c"]
 
 
 def test_server_close_code_reaches_disconnected_as_int(client: Client) -> None:
@@ -179,7 +160,7 @@ def test_unknown_option_suggests_the_right_one(client: Client) -> None:
 # loads: the rejection rule
 # --------------------------------------------------------------------------------------------------
 
-LOADS_MESSAGES = ['{"a": 1}', "not json", "[2]"]
+LOADS_MESSAGES = ['{"a": 1}', "not json", b"\x01", "[2]"]
 
 
 @pytest.mark.frontends("recv")
@@ -190,20 +171,41 @@ def test_a_message_loads_rejects_raises_from_recv(client: Client) -> None:
         with pytest.raises(MessageDecodeError) as info:
             client.recv()
         assert info.value.payload == b"not json"
-        assert client.recv() == [2]  # the connection is still usable
+        assert client.recv() == b"\x01"  # binary messages are not given to loads
+        assert client.iterate() == [[2]]  # the connection is still usable, to its end
         assert client.stats().decode_errors == 1
+
+
+@pytest.mark.frontends("recv")
+def test_a_message_loads_rejects_raises_from_iteration(client: Any) -> None:
+    with WebsocketsServer(send_then_close(["not json", "[1]"])) as server:
+        client.open(server.url(), loads=json.loads)
+        deadline = time.monotonic() + WAIT
+        while client.stats().queue_depth < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # both queued: the iteration's fast path
+        ws = client.ws
+        with pytest.raises(MessageDecodeError):
+            client.run(lambda: ws.__anext__())
+        assert client.run(lambda: ws.__anext__()) == [1]
 
 
 @pytest.mark.frontends("threaded", "inline")
+@pytest.mark.parametrize("alone", [True, False], ids=["data-frames-only", "with-a-ping"])
 def test_a_message_loads_rejects_is_logged_and_skipped_by_callbacks(
-    client: Client, caplog: pytest.LogCaptureFixture
+    client: Client, caplog: pytest.LogCaptureFixture, alone: bool
 ) -> None:
-    with WebsocketsServer(send_then_close(LOADS_MESSAGES)) as server, caplog.at_level(logging.ERROR):
+    # One write of data frames only: the protocol's data-only fast path must still not hand the error on.
+    frames = b"".join(server_frame(BINARY if isinstance(m, bytes) else TEXT, m) for m in LOADS_MESSAGES)
+    if not alone:
+        frames = server_frame(PING, b"p") + frames
+    with RawServer(accept_then(frames)) as server, caplog.at_level(logging.ERROR, logger="wsfast"):
         client.open(server.url(), loads=json.loads)
-        assert client.recv_many(2) == [{"a": 1}, [2]]
+        assert client.recv_many(3) == [{"a": 1}, b"\x01", [2]]
         assert client.stats().decode_errors == 1
-    logged = [r for r in caplog.records if r.name == "wsfast" and r.levelno >= logging.ERROR]
-    assert any("loads" in r.getMessage() for r in logged), logged
+        assert client.close_code is None  # still open
+        client.close()
+    assert client.stats().decode_errors == 1  # kept in the totals once the connection ended
+    assert "loads() rejected" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------------
