@@ -21,17 +21,13 @@ from servers import (
     ConnectProxy,
     RawServer,
     WebsocketsServer,
-    accept_then,
     headers_json,
     send_messages,
     send_then_close,
-    server_close,
-    server_frame,
     tls_certs,
 )
 from wsfast import (
     ConnectionClosedError,
-    ConnectionClosedOK,
     HandshakeError,
     InvalidStatus,
     InvalidURL,
@@ -68,86 +64,6 @@ class TestMessages:
                         True,
                     )
                     assert (ws.close_code, ws.close_reason) == (4001, "bye")
-
-            run(main)
-
-
-class TestClosing:
-    def test_close_code_and_reason_reach_the_server(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with WebsocketsServer() as server:
-
-            async def main() -> None:
-                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
-                await ws.close(4000, "done here")
-                assert ws.close_code == 4000
-                with pytest.raises(ConnectionClosedError):  # only 1000/1001 count as OK, as in websockets
-                    await ws.send("too late")
-                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
-                await ws.close()
-                with pytest.raises(ConnectionClosedOK):
-                    await ws.send("too late")
-
-            run(main)
-            assert server.wait_closes(2) == [(4000, "done here"), (1000, "")]
-
-    def test_closing_from_another_task_wakes_a_pending_recv(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with WebsocketsServer() as server:
-
-            async def main() -> None:
-                ws = await wsfast.connect(server.url(), implementation=codec_impl.name)
-                pending = asyncio.ensure_future(ws.recv())
-                await asyncio.sleep(0.05)
-                await ws.close()
-                with pytest.raises(ConnectionClosedOK):
-                    await pending
-
-            run(main)
-
-    def test_server_protocol_error_fails_the_connection_with_1002(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        frames = server_frame(0x1, b"good") + server_frame(0x3, b"reserved opcode")
-        with RawServer(accept_then(frames, then="read")) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert await ws.recv() == "good"  # delivered before the bad frame fails the connection
-                    with pytest.raises(ConnectionClosedError) as info:
-                        await ws.recv()
-                    assert info.value.code == 1002
-
-            run(main)
-            server.wait_finished()
-            closes = [f for f in server.connections[0].frames if f.opcode == 0x8]
-            assert [c.close_code for c in closes] == [1002]
-
-    def test_eof_without_close_is_1006(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with RawServer(accept_then(server_frame(0x1, b"x"), then="eof")) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert await ws.recv() == "x"
-                    with pytest.raises(ConnectionClosedError) as info:
-                        await ws.recv()
-                    assert info.value.code == 1006
-                    assert not info.value.close_received
-
-            run(main)
-
-    def test_server_that_never_closes_tcp_is_dropped_after_close_timeout(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with RawServer(accept_then(server_close(1000), then="read")) as server:
-
-            async def main() -> None:
-                ws = await wsfast.connect(server.url(), close_timeout=0.2, implementation=codec_impl.name)
-                with pytest.raises(ConnectionClosedOK):
-                    await ws.recv()
-                assert ws.close_code == 1000
 
             run(main)
 
@@ -355,61 +271,3 @@ class TestHandshake:
 
             run(main)
             assert proxy.tunnels == 1
-
-
-async def echo_all(ws: Any) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-class TestStrictOrder:
-    """A valid message before a bad frame is handled (and can be answered) before the connection fails:
-    Autobahn's "strict" verdict (cases 3.x, 4.x, 5.15...)."""
-
-    BAD = server_frame(0x1, b"good") + server_frame(0x1, b"bad", rsv=0b010)
-
-    def _server_saw(self, server: RawServer) -> list[tuple[int, Any]]:
-        server.wait_finished()
-        return [
-            (f.opcode, f.payload if f.opcode != 0x8 else f.close_code) for f in server.connections[0].frames
-        ]
-
-    def test_iterator_answer_goes_out_before_the_close(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with RawServer(accept_then(self.BAD, then="read")) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    with pytest.raises(ConnectionClosedError) as info:
-                        await echo_all(ws)
-                    assert info.value.code == 1002
-
-            run(main)
-            assert self._server_saw(server) == [(0x1, b"good"), (0x8, 1002)]
-
-    def test_inline_answer_goes_out_before_the_close(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        def handler(conn: Any) -> None:
-            conn.accept()
-            conn.read_frame()  # the client's "go": it is ready and knows its WebSocket object
-            conn.send(self.BAD)
-            conn.read_until_eof()
-
-        with RawServer(handler) as server:
-
-            async def main() -> None:
-                sockets: list[Any] = []
-                ws = await wsfast.connect(
-                    server.url(),
-                    on_message=lambda m: sockets[0].send_nowait(m),
-                    implementation=codec_impl.name,
-                )
-                sockets.append(ws)
-                await ws.send("go")
-                await ws.wait_closed()
-                assert ws.close_code == 1002
-
-            run(main)
-            assert self._server_saw(server) == [(0x1, b"go"), (0x1, b"good"), (0x8, 1002)]

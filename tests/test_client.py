@@ -51,7 +51,6 @@ from servers import (
 from wsfast.client import DEFAULT_USER_AGENT, FrameAction, WebSocketClient
 from wsfast.exceptions import (
     ConnectionClosed,
-    ConnectionClosedOK,
     HandshakeError,
     InvalidHeader,
     InvalidHTTP,
@@ -918,33 +917,6 @@ def test_non_callable_callbacks_rejected(codec_impl: types.SimpleNamespace) -> N
 # --------------------------------------------------------------------------------------------------
 
 
-def test_server_close_with_code(make_client: Maker) -> None:
-    with WebsocketsServer(close_with(4001, "custom reason")) as server:
-        client, rec = make_client(server.url())
-        client.connect()
-        assert rec.assert_closed_once() == (4001, "custom reason")
-        assert client.wait(WAIT)
-        assert not client.is_open
-        assert (client.close_code, client.close_reason) == (4001, "custom reason")
-        assert server.wait_closes(1) == [(4001, "")]  # the client echoed the code
-        with pytest.raises(ConnectionClosed) as info:
-            client.send("too late")
-        assert info.value.code == 4001
-        assert info.value.close_received
-
-
-def test_server_close_normal_then_send_raises_ok(make_client: Maker) -> None:
-    with WebsocketsServer(send_then_close(["last words"], 1000, "done")) as server:
-        client, rec = make_client(server.url())
-        client.connect()
-        assert rec.assert_closed_once() == (1000, "done")
-        assert rec.messages == ["last words"]
-        with pytest.raises(ConnectionClosedOK):
-            client.send("x")
-        with pytest.raises(ConnectionClosed):
-            client.ping()
-
-
 def test_server_empty_close(make_client: Maker) -> None:
     def handler(conn: RawConnection) -> None:
         conn.accept(server_frame(TEXT, "x") + server_close(None))
@@ -969,39 +941,6 @@ def test_messages_in_the_same_segment_as_close(make_client: Maker) -> None:
         client.connect()
         assert rec.assert_closed_once() == (1001, "bye")
         assert rec.messages == ["a", "b"]
-
-
-@pytest.mark.parametrize(("code", "reason"), [(1000, ""), (1001, "going"), (4000, "app reason")])
-def test_disconnect(make_client: Maker, code: int, reason: str) -> None:
-    with WebsocketsServer(echo) as server:
-        client, rec = make_client(server.url())
-        client.connect()
-        client.send("before")
-        rec.wait_messages(1)
-        started = time.monotonic()
-        client.disconnect(code, reason)
-        assert time.monotonic() - started < 3
-        assert not client.is_open
-        assert rec.assert_closed_once()[0] == code
-        assert server.wait_closes(1) == [(code, reason)]
-        assert client.wait(0)
-        client.disconnect()  # idempotent
-        time.sleep(0.05)
-        assert len(rec.closes) == 1
-
-
-def test_close_timeout_none_waits_for_the_closing_handshake(make_client: Maker) -> None:
-    # close_timeout=None (no limit) is accepted by both clients (issue 15); a server that answers the
-    # CLOSE ends the connection as usual.
-    with WebsocketsServer(echo) as server:
-        client, rec = make_client(server.url(), close_timeout=None)
-        client.connect()
-        client.send("before")
-        assert rec.wait_messages(1) == ["before"]
-        client.disconnect(1000, "done")
-        assert rec.assert_closed_once() == (1000, "done")
-        assert server.wait_closes(1) == [(1000, "done")]
-        assert client.wait(WAIT)
 
 
 def test_disconnect_before_connect_is_harmless(make_client: Maker) -> None:
@@ -1053,35 +992,6 @@ BAD_FROM_SERVER = {
 }
 
 
-@pytest.mark.parametrize("with_101", [True, False], ids=["with-101", "later"])
-@pytest.mark.parametrize("name", list(BAD_FROM_SERVER))
-def test_protocol_error_from_server(make_client: Maker, name: str, with_101: bool) -> None:
-    bad, code = BAD_FROM_SERVER[name]
-    frames = server_frame(TEXT, "good") + bad + server_frame(TEXT, "never")
-
-    def handler(conn: RawConnection) -> None:
-        if with_101:  # the frames arrive with the handshake response, as its leftover bytes
-            conn.accept(frames)
-        else:
-            conn.accept()
-            time.sleep(0.05)
-            conn.send(frames)
-        conn.read_until_close()
-        conn.close()  # a well-behaved server closes TCP after the client's CLOSE
-
-    with RawServer(handler) as server:
-        client, rec = make_client(server.url(), max_message_size=1000)
-        client.connect()
-        assert rec.assert_closed_once()[0] == code
-        assert rec.messages == ["good"]
-        assert not client.is_open
-        assert client.close_code == code
-        server.wait_finished(1)
-        frames_sent = server.connections[0].frames
-        assert [f.opcode for f in frames_sent] == [CLOSE]  # the client failed the connection with a CLOSE
-        assert frames_sent[0].close_code == code
-
-
 @pytest.mark.parametrize(
     "raw_hook",
     [pytest.param(False, id="no-hook"), pytest.param(True, id="with-hook")],
@@ -1098,40 +1008,6 @@ def test_client_closes_tcp_after_failing(make_client: Maker, name: str, raw_hook
         server.wait_finished(1, timeout=2.0)
         assert server.connections[0].eof
         assert [(f.opcode, f.close_code) for f in server.connections[0].frames] == [(CLOSE, code)]
-
-
-def test_oversize_message_from_websockets_server(make_client: Maker) -> None:
-    with WebsocketsServer(send_then_close([b"x" * 5000]), max_size=None) as server:
-        client, rec = make_client(server.url(), max_message_size=4096)
-        client.connect()
-        assert rec.assert_closed_once()[0] == 1009
-        assert rec.messages == []
-        assert server.wait_closes(1)[0][0] == 1009
-
-
-def test_eof_without_close(make_client: Maker) -> None:
-    with RawServer(accept_then(server_frame(TEXT, "bye"), then="eof")) as server:
-        client, rec = make_client(server.url())
-        client.connect()
-        assert rec.assert_closed_once() == (1006, "")
-        assert rec.messages == ["bye"]
-        assert client.close_code == 1006
-        with pytest.raises(ConnectionClosed) as info:
-            client.send("x")
-        assert info.value.code == 1006
-
-
-def test_server_that_never_closes_tcp_after_close(make_client: Maker) -> None:
-    def handler(conn: RawConnection) -> None:
-        conn.accept(server_close(1000, "bye"))
-        conn.read_until_close()
-        while conn._fill():  # keeps TCP open: the client must not wait for ever
-            pass
-
-    with RawServer(handler) as server:
-        client, rec = make_client(server.url(), timeout=0.5, close_timeout=0.5)
-        client.connect()
-        assert rec.assert_closed_once(timeout=3.0) == (1000, "bye")
 
 
 def test_state_seen_from_callbacks(make_client: Maker) -> None:
@@ -1692,20 +1568,3 @@ def test_log_function_exception_does_not_break_the_connection(make_client: Maker
         assert rec.wait_messages(1) == ["still works"]
         client.disconnect()
         rec.assert_closed_once(1000)
-
-
-def test_message_before_a_bad_frame_is_answered_before_the_close(make_client: Maker) -> None:
-    # Frames are processed strictly in order (Autobahn's "strict" verdict): the callback's echo of the
-    # valid message goes out before the CLOSE that fails the connection.
-    frames = server_frame(TEXT, "good") + server_frame(TEXT, "bad", rsv=0b010)
-    with RawServer(accept_then(frames, then="read")) as server:
-        clients: list[WebSocketClient] = []
-        client, rec = make_client(server.url(), callback=lambda message: clients[0].send(message))
-        clients.append(client)
-        client.connect()
-        assert rec.assert_closed_once()[0] == 1002
-        server.wait_finished(1)
-        sent = [
-            (f.opcode, f.payload if f.opcode != CLOSE else f.close_code) for f in server.connections[0].frames
-        ]
-        assert sent == [(TEXT, b"good"), (CLOSE, 1002)]
