@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import ssl
 import types
 from typing import Any
 
@@ -17,20 +15,12 @@ import pytest
 
 import wsfast
 from servers import (
-    AiohttpServer,
-    ConnectProxy,
-    RawServer,
     WebsocketsServer,
-    headers_json,
     send_messages,
     send_then_close,
-    tls_certs,
 )
 from wsfast import (
     ConnectionClosedError,
-    HandshakeError,
-    InvalidStatus,
-    InvalidURL,
 )
 
 pytest_plugins = ["conftest_client"]
@@ -95,15 +85,6 @@ class TestTimeoutsAndCancellation:
                         await task
                     await ws.send("next")
                     assert await ws.recv() == "next"
-
-            run(main)
-
-    def test_open_timeout(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with RawServer(lambda conn: conn.read_until_eof()) as server:
-
-            async def main() -> None:
-                with pytest.raises(TimeoutError):
-                    await wsfast.connect(server.url(), open_timeout=0.2, implementation=codec_impl.name)
 
             run(main)
 
@@ -189,85 +170,3 @@ class TestBackpressure:
 
             run(main)
             assert server.wait_closes()[0][0] == 1008
-
-
-class TestHandshake:
-    def test_headers_subprotocol_token_and_origin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer(headers_json, subprotocols=["v2.feed"]) as server:
-
-            async def main() -> dict[str, Any]:
-                async with wsfast.connect(
-                    server.url("/path?x=1"),
-                    subprotocols=["v2.feed"],
-                    headers={"X-Api-Key": "k1"},
-                    token="secret",
-                    origin="https://example.test",
-                    implementation=codec_impl.name,
-                ) as ws:
-                    assert ws.subprotocol == "v2.feed"
-                    return dict((k.lower(), v) for k, v in json.loads(await ws.recv())["headers"])
-
-            headers = run(main)
-            assert headers["x-api-key"] == "k1"
-            assert headers["authorization"] == "Bearer secret"
-            assert headers["origin"] == "https://example.test"
-            assert headers["user-agent"].startswith("wsfast/")
-
-    def test_aiohttp_server_echo_redirect_and_refusal(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with AiohttpServer() as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url("/redirect302"), implementation=codec_impl.name) as ws:
-                    await ws.send("via redirect")
-                    assert await ws.recv() == "via redirect"
-                with pytest.raises(InvalidStatus) as info:
-                    await wsfast.connect(server.url("/forbidden"), implementation=codec_impl.name)
-                assert info.value.status == 403
-                assert info.value.body == AiohttpServer.FORBIDDEN_BODY
-
-            run(main)
-
-    def test_unknown_scheme(self) -> None:
-        with pytest.raises(InvalidURL):
-            wsfast.connect("http://127.0.0.1/")
-
-    def test_tls_verified_with_the_right_ca_and_refused_without(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        certs = tls_certs("127.0.0.1", "localhost")
-        with WebsocketsServer(ssl_context=certs.server_context) as server:
-
-            async def main() -> None:
-                with pytest.raises(wsfast.TLSError) as failed:
-                    await wsfast.connect(server.url(), implementation=codec_impl.name)
-                assert isinstance(failed.value.__cause__, ssl.SSLCertVerificationError)
-                async with wsfast.connect(
-                    server.url(), ssl=certs.client_context, implementation=codec_impl.name
-                ) as ws:
-                    await ws.send("secure")
-                    assert await ws.recv() == "secure"
-                async with wsfast.connect(server.url(), ssl=False, implementation=codec_impl.name) as ws:
-                    await ws.send("unverified")
-                    assert await ws.recv() == "unverified"
-
-            run(main)
-
-    def test_connect_proxy(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer() as server, ConnectProxy(auth=("u", "p")) as proxy:
-
-            async def main() -> None:
-                async with wsfast.connect(
-                    server.url(), proxy=proxy.url(), implementation=codec_impl.name
-                ) as ws:
-                    await ws.send("tunnelled")
-                    assert await ws.recv() == "tunnelled"
-                with pytest.raises(HandshakeError) as info:
-                    await wsfast.connect(
-                        server.url(), proxy=proxy.url(with_auth=False), implementation=codec_impl.name
-                    )
-                assert info.value.status == 407
-
-            run(main)
-            assert proxy.tunnels == 1

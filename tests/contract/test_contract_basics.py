@@ -119,7 +119,7 @@ def test_threaded_client_takes_on_message(client: Any, ws_server: WebsocketsServ
 @pytest.mark.parametrize("ssl", [True, False, "context"])
 def test_ssl_with_a_ws_url_is_refused(client: Client, certs: Any, ssl: Any) -> None:
     context = certs.client_context if ssl == "context" else ssl
-    with pytest.raises(OptionError, match="wss://"):
+    with pytest.raises(OptionError, match="ssl= applies to wss:// URLs; use a wss:// URL"):
         client.construct("ws://127.0.0.1:1/", ssl=context)
 
 

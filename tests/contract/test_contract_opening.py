@@ -196,6 +196,8 @@ def test_server_refuses_tcp(client: Client) -> None:
         client.open(f"ws://{HOST}:{free_port()}/")
     assert (info.value.hop, info.value.stage) == ("server", "connect")
     assert isinstance(info.value, ConnectionError)
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert client.events.seen == []
 
 
 def silent(conn: RawConnection) -> None:
