@@ -1,7 +1,9 @@
-"""The asyncio client (``wsfast.connect``) against real servers on 127.0.0.1.
+"""The asyncio client's own behaviour (``wsfast.connect``) against real servers on 127.0.0.1: the codec
+twin it uses, recv() timeouts and cancellation, and the receive queue's backpressure policies.
 
-Every test runs in both codec implementations (``codec_impl``) and on both event loops: asyncio's default
-loop and uvloop (when installed).
+Behaviour every front-end shares (messages, PINGs, closing, the handshake, misuse) is tested once, on
+every front-end, in the contract suite (tests/contract). Every test here runs in both codec
+implementations (``codec_impl``) and on both event loops: asyncio's default loop and uvloop.
 """
 
 from __future__ import annotations
@@ -17,10 +19,6 @@ import wsfast
 from servers import (
     WebsocketsServer,
     send_messages,
-    send_then_close,
-)
-from wsfast import (
-    ConnectionClosedError,
 )
 
 pytest_plugins = ["conftest_client"]
@@ -28,32 +26,13 @@ pytest_plugins = ["conftest_client"]
 TIMEOUT = 10.0
 
 
-class TestMessages:
+class TestCodecTwin:
     def test_the_decoder_is_the_chosen_twin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
         with WebsocketsServer() as server:
 
             async def main() -> None:
                 async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
                     assert type(ws._core._decoder) is codec_impl.Decoder
-
-            run(main)
-
-    def test_abnormal_close_raises_connection_closed_error(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with WebsocketsServer(send_then_close(["last words"], 4001, "bye")) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert await ws.recv() == "last words"
-                    with pytest.raises(ConnectionClosedError) as info:
-                        await ws.recv()
-                    assert (info.value.code, info.value.reason, info.value.close_received) == (
-                        4001,
-                        "bye",
-                        True,
-                    )
-                    assert (ws.close_code, ws.close_reason) == (4001, "bye")
 
             run(main)
 
@@ -87,11 +66,6 @@ class TestTimeoutsAndCancellation:
                     assert await ws.recv() == "next"
 
             run(main)
-
-
-async def drain(ws: Any) -> None:
-    while True:
-        await ws.recv()
 
 
 class TestBackpressure:
@@ -153,20 +127,3 @@ class TestBackpressure:
                     assert ws.dropped == self.COUNT - 10
 
             run(main)
-
-    def test_error_policy_fails_the_connection_with_1008(
-        self, run: Any, codec_impl: types.SimpleNamespace
-    ) -> None:
-        with WebsocketsServer(send_messages(self.COUNT)) as server:
-
-            async def main() -> None:
-                async with wsfast.connect(
-                    server.url(), max_queue=10, overflow="error", implementation=codec_impl.name
-                ) as ws:
-                    await asyncio.sleep(0.2)
-                    with pytest.raises(ConnectionClosedError) as info:
-                        await drain(ws)
-                    assert info.value.code == 1008
-
-            run(main)
-            assert server.wait_closes()[0][0] == 1008

@@ -1,4 +1,9 @@
-"""The threaded WebSocketClient against real servers on 127.0.0.1 (see ``servers.py``).
+"""The threaded WebSocketClient's own behaviour against real servers on 127.0.0.1 (see ``servers.py``):
+on_close and the event thread, raw_hook, the log hooks, callbacks that send, disconnect or reconnect,
+blocking timeouts, redirects and handshake refusals.
+
+Behaviour every front-end shares (messages, PINGs, closing, the handshake, TLS, proxies, misuse) is
+tested once, on every front-end, in the contract suite (tests/contract).
 
 Every test runs on both codec twins (``codec_impl``, passed as ``implementation=``). Every wait has a
 timeout, so a hang or a deadlock fails the test instead of blocking the suite.
@@ -7,6 +12,7 @@ timeout, so a hang or a deadlock fails the test instead of blocking the suite.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -867,6 +873,32 @@ def test_max_message_size_boundary(make_client: Maker, limit: int) -> None:
         client.connect()
         rec.assert_closed_once(1009)
         assert rec.messages == [b"x" * limit]
+
+
+def test_ping_timeout_and_connection_end(make_client: Maker) -> None:
+    """ping(timeout=) (threaded only: it blocks): a timeout leaves the connection open; disconnect() ends
+    a waiting ping() with ConnectionClosed."""
+
+    def hold_open(conn: RawConnection) -> None:  # reads nothing: no PONG, no closing handshake
+        conn.accept()
+        conn.stopping.wait(WAIT)
+
+    with RawServer(hold_open) as server:
+        client, _ = make_client(server.url(), ping_interval=None, close_timeout=0.3)
+        client.connect()
+        started = time.monotonic()
+        with pytest.raises(TimeoutError, match=r"no PONG within 0\.2 s"):
+            client.ping(timeout=0.2)
+        assert 0.2 <= time.monotonic() - started < WAIT
+        assert client.is_open  # a ping timeout does not end the connection
+        with concurrent.futures.ThreadPoolExecutor(1) as pinger:
+            pending = pinger.submit(client.ping, b"lost")
+            time.sleep(0.1)
+            client.disconnect()
+            with pytest.raises(ConnectionClosed):
+                pending.result(WAIT)
+        with pytest.raises(ConnectionClosed):
+            client.ping()
 
 
 def test_send_timeout_fails_the_connection(make_client: Maker) -> None:
