@@ -69,11 +69,13 @@ class Events:
 
     def __init__(self) -> None:
         self.seen: list[tuple[Any, ...]] = []
+        self.threads: list[int] = []  # the thread each event came from (threading.get_ident())
         self._cond = threading.Condition()
 
     def add(self, *event: Any) -> None:
         with self._cond:
             self.seen.append(event)
+            self.threads.append(threading.get_ident())
             self._cond.notify_all()
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
@@ -153,6 +155,14 @@ class Client:
 
     def pong_from_callback(self, data: bytes) -> None:
         """Send a PONG from inside the on_ping hook, without waiting."""
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        """Close the connection (1000) and open a new one, now, whatever the reconnect policy."""
+        raise NotImplementedError
+
+    def wait_closed(self, timeout: float = WAIT) -> None:
+        """Until the client is closed for good (no reconnection left)."""
         raise NotImplementedError
 
     def shutdown(self) -> None:
@@ -278,6 +288,9 @@ class ThreadedClient(Client):
 
     def pong_from_callback(self, data: bytes) -> None:
         self._current().pong(data)
+
+    def reconnect(self) -> None:
+        self._current().reconnect()
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         assert self._current().wait(timeout), f"still open after {timeout} s"
@@ -450,6 +463,10 @@ class AsyncioClient(Client):
         task = asyncio.ensure_future(self._current().pong(data))  # on_ping runs on the loop's thread
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def reconnect(self) -> None:
+        ws = self._current()
+        self.run(lambda: ws.reconnect())
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         ws = self._current()
