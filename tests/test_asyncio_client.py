@@ -1,9 +1,10 @@
-"""The asyncio client's own behaviour (``wsfast.connect``) against real servers on 127.0.0.1: the codec
-twin it uses, recv() timeouts and cancellation, and the receive queue's backpressure policies.
+"""The asyncio client's own behaviour (``wsfast.connect``) against real servers on 127.0.0.1: recv()
+timeouts and cancellation, and the receive queue's backpressure policies.
 
-Behaviour every front-end shares (messages, PINGs, closing, the handshake, misuse) is tested once, on
-every front-end, in the contract suite (tests/contract). Every test here runs in both codec
-implementations (``codec_impl``) and on both event loops: asyncio's default loop and uvloop.
+Behaviour every front-end shares (messages, PINGs, closing, the handshake, health, misuse, the codec
+twin it uses) is tested once, on every front-end, in the contract suite (tests/contract). Every test here
+runs in both codec implementations (``codec_impl``) and on both event loops: asyncio's default loop and
+uvloop.
 """
 
 from __future__ import annotations
@@ -24,17 +25,6 @@ from servers import (
 pytest_plugins = ["conftest_client"]
 
 TIMEOUT = 10.0
-
-
-class TestCodecTwin:
-    def test_the_decoder_is_the_chosen_twin(self, run: Any, codec_impl: types.SimpleNamespace) -> None:
-        with WebsocketsServer() as server:
-
-            async def main() -> None:
-                async with wsfast.connect(server.url(), implementation=codec_impl.name) as ws:
-                    assert type(ws._core._decoder) is codec_impl.Decoder
-
-            run(main)
 
 
 class TestTimeoutsAndCancellation:

@@ -196,17 +196,6 @@ def data_frames(conn: RawConnection) -> list[tuple[int, bytes]]:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_uses_the_chosen_codec(make_client: Maker, codec_impl: types.SimpleNamespace) -> None:
-    with WebsocketsServer(echo) as server:
-        client, _ = make_client(server.url())
-        client.connect()
-        protocol = client._protocol
-        assert protocol is not None
-        assert type(protocol._decoder) is codec_impl.Decoder
-        assert type(protocol._encoder) is codec_impl.Encoder
-        client.disconnect()
-
-
 def test_package_exports_websocketclient() -> None:
     assert wsfast.WebSocketClient is WebSocketClient  # type: ignore[attr-defined]
 

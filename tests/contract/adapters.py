@@ -165,6 +165,12 @@ class Client:
         """Until the client is closed for good (no reconnection left)."""
         raise NotImplementedError
 
+    @property
+    def protocol(self) -> Any:
+        """The sans-I/O ``ClientProtocol`` of the current connection (a private attribute of the client:
+        for the tests of the codec seam only)."""
+        raise NotImplementedError
+
     def shutdown(self) -> None:
         """Teardown: close whatever is still open, stop threads; never raises."""
         raise NotImplementedError
@@ -291,6 +297,10 @@ class ThreadedClient(Client):
 
     def reconnect(self) -> None:
         self._current().reconnect()
+
+    @property
+    def protocol(self) -> Any:
+        return self._current()._protocol
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         assert self._current().wait(timeout), f"still open after {timeout} s"
@@ -467,6 +477,10 @@ class AsyncioClient(Client):
     def reconnect(self) -> None:
         ws = self._current()
         self.run(lambda: ws.reconnect())
+
+    @property
+    def protocol(self) -> Any:
+        return self._current()._core
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         ws = self._current()

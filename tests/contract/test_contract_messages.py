@@ -27,11 +27,21 @@ from servers import (
     server_close,
     server_frame,
 )
-from wsfast import ConnectionClosedOK, Opcode
+from wsfast import ConnectionClosedOK, Opcode, _impl
 
 # --------------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------------
+
+
+def test_the_chosen_twin_frames_the_connection(client: Client, ws_server: WebsocketsServer) -> None:
+    """``implementation=`` (the codec seam): this connection's decoder and encoder are that twin's."""
+    client.open(ws_server.url())
+    twin = _impl.codec_twins()[client.variant.twin]
+    protocol = client.protocol
+    assert protocol.codec is twin
+    assert type(protocol._decoder) is twin.Decoder
+    assert type(protocol._encoder) is twin.Encoder
 
 
 def test_echo_keeps_each_payload_type(client: Client) -> None:
