@@ -227,7 +227,7 @@ def test_open_timeout_names_the_step(
             url, options = "ws://example.invalid/", {"proxy": f"{proxy}://{HOST}:{server.port}"}
         started = time.monotonic()
         with pytest.raises(OpenTimeout) as info:
-            client.open(url, open_timeout=0.3, **options)
+            client.open(url, open_timeout=0.2, **options)
         assert time.monotonic() - started < 2.0
     assert isinstance(info.value, TimeoutError)
     assert (info.value.hop, info.value.stage) == (hop, stage)
