@@ -9,7 +9,7 @@ every pause. Both clients, both codec twins.
 
 Across a forced reconnect (every message of each connection in order, exactly once, and the gap reported
 at the reconnect: a ``Disconnected`` to the threaded client, a ``Reconnected`` marker in the asyncio
-stream), see ``TestNoDataLoss`` in ``tests/test_health.py``.
+stream), see ``test_no_message_is_lost_across_a_reconnect`` in ``tests/contract/test_contract_health.py``.
 """
 
 from __future__ import annotations

@@ -69,11 +69,13 @@ class Events:
 
     def __init__(self) -> None:
         self.seen: list[tuple[Any, ...]] = []
+        self.threads: list[int] = []  # the thread each event came from (threading.get_ident())
         self._cond = threading.Condition()
 
     def add(self, *event: Any) -> None:
         with self._cond:
             self.seen.append(event)
+            self.threads.append(threading.get_ident())
             self._cond.notify_all()
 
     def of(self, kind: str) -> list[tuple[Any, ...]]:
@@ -117,7 +119,8 @@ class Client:
     def send(self, data: str | bytes) -> None:
         raise NotImplementedError
 
-    def ping(self, timeout: float = WAIT) -> Any:
+    def ping(self, timeout: float = WAIT, payload: str | bytes | None = None) -> Any:
+        """``ping(payload)``: the round-trip time."""
         raise NotImplementedError
 
     def close(self, code: int = 1000, reason: str = "") -> None:
@@ -132,6 +135,40 @@ class Client:
 
     @property
     def close_code(self) -> int | None:
+        raise NotImplementedError
+
+    @property
+    def raw(self) -> Any:
+        """The client object itself (a WebSocketClient or a WebSocket), for attributes both have:
+        ``response``, ``subprotocol``, ``close_reason``, ``repr()``."""
+        raise NotImplementedError
+
+    def send_frame(self, data: str | bytes, opcode: int, fin: bool = True) -> None:
+        raise NotImplementedError
+
+    def pong(self, data: str | bytes = b"") -> None:
+        raise NotImplementedError
+
+    def send_from_callback(self, data: str | bytes) -> None:
+        """Send from inside the message callback (callback front-ends), without waiting."""
+        raise NotImplementedError
+
+    def pong_from_callback(self, data: bytes) -> None:
+        """Send a PONG from inside the on_ping hook, without waiting."""
+        raise NotImplementedError
+
+    def reconnect(self) -> None:
+        """Close the connection (1000) and open a new one, now, whatever the reconnect policy."""
+        raise NotImplementedError
+
+    def wait_closed(self, timeout: float = WAIT) -> None:
+        """Until the client is closed for good (no reconnection left)."""
+        raise NotImplementedError
+
+    @property
+    def protocol(self) -> Any:
+        """The sans-I/O ``ClientProtocol`` of the current connection (a private attribute of the client:
+        for the tests of the codec seam only)."""
         raise NotImplementedError
 
     def shutdown(self) -> None:
@@ -225,8 +262,8 @@ class ThreadedClient(Client):
     def send(self, data: str | bytes) -> None:
         self._current().send(data)
 
-    def ping(self, timeout: float = WAIT) -> Any:
-        return self._current().ping(timeout=timeout)
+    def ping(self, timeout: float = WAIT, payload: str | bytes | None = None) -> Any:
+        return self._current().ping(payload, timeout=timeout)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         self._current().disconnect(code, reason)
@@ -241,6 +278,29 @@ class ThreadedClient(Client):
     @property
     def close_code(self) -> int | None:
         return self._current().close_code  # type: ignore[no-any-return]
+
+    @property
+    def raw(self) -> Any:
+        return self._current()
+
+    def send_frame(self, data: str | bytes, opcode: int, fin: bool = True) -> None:
+        self._current().send_frame(data, opcode, fin=fin)
+
+    def pong(self, data: str | bytes = b"") -> None:
+        self._current().pong(data)
+
+    def send_from_callback(self, data: str | bytes) -> None:
+        self._current().send(data)
+
+    def pong_from_callback(self, data: bytes) -> None:
+        self._current().pong(data)
+
+    def reconnect(self) -> None:
+        self._current().reconnect()
+
+    @property
+    def protocol(self) -> Any:
+        return self._current()._protocol
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         assert self._current().wait(timeout), f"still open after {timeout} s"
@@ -270,6 +330,7 @@ class AsyncioClient(Client):
         else:
             self.loop = asyncio.new_event_loop()
         self.ws: Any = None
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._thread = threading.Thread(target=self._main, name=f"loop-{variant.id}", daemon=True)
         self._thread.start()
 
@@ -371,9 +432,9 @@ class AsyncioClient(Client):
         ws = self._current()
         self.run(lambda: ws.send(data))
 
-    def ping(self, timeout: float = WAIT) -> Any:
+    def ping(self, timeout: float = WAIT, payload: str | bytes | None = None) -> Any:
         ws = self._current()
-        return self.run(lambda: ws.ping(), timeout)
+        return self.run(lambda: ws.ping(payload), timeout)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         ws = self._current()
@@ -392,6 +453,34 @@ class AsyncioClient(Client):
     def close_code(self) -> int | None:
         ws = self._current()
         return self.call(lambda: ws.close_code)  # type: ignore[no-any-return]
+
+    @property
+    def raw(self) -> Any:
+        return self._current()
+
+    def send_frame(self, data: str | bytes, opcode: int, fin: bool = True) -> None:
+        ws = self._current()
+        self.run(lambda: ws.send_frame(data, opcode, fin))
+
+    def pong(self, data: str | bytes = b"") -> None:
+        ws = self._current()
+        self.run(lambda: ws.pong(data))
+
+    def send_from_callback(self, data: str | bytes) -> None:
+        self._current().send_nowait(data)  # the inline callback runs on the loop's thread
+
+    def pong_from_callback(self, data: bytes) -> None:
+        task = asyncio.ensure_future(self._current().pong(data))  # on_ping runs on the loop's thread
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def reconnect(self) -> None:
+        ws = self._current()
+        self.run(lambda: ws.reconnect())
+
+    @property
+    def protocol(self) -> Any:
+        return self._current()._core
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         ws = self._current()

@@ -16,18 +16,19 @@ from adapters import WAIT, Client
 
 import wsfast
 from servers import (
+    BINARY,
+    PING,
     TEXT,
     RawConnection,
     RawServer,
     WebsocketsServer,
-    close_with,
+    accept_then,
     echo,
     send_then_close,
     server_frame,
 )
 from wsfast import (
     ConnectionClosed,
-    ConnectionClosedError,
     KeepaliveTimeout,
     MessageDecodeError,
     OptionError,
@@ -42,45 +43,17 @@ FAST_RECONNECT = ReconnectPolicy(initial_delay=0.05, max_delay=0.1, jitter=0.0, 
 # --------------------------------------------------------------------------------------------------
 
 
-def test_echo_text_and_binary(client: Client, ws_server: WebsocketsServer) -> None:
-    client.open(ws_server.url("/echo"))
-    assert client.events.connects == 1
-    client.send("héllo ☃")
-    client.send(b"\x00\x01\xff")
-    client.send("")
-    assert client.recv_many(3) == ["héllo ☃", b"\x00\x01\xff", ""]
-    stats = client.stats()
-    assert stats.messages_sent == 3
-    assert stats.messages_received == 3
-    assert stats.connections == 1
-    client.close()
-    assert client.close_code == 1000
-
-
-@pytest.mark.frontends("recv")
-def test_async_for_ends_on_a_normal_close(client: Any) -> None:
-    with WebsocketsServer(send_then_close(["a", "b", "c"])) as server:
-        client.open(server.url())
-        assert client.iterate() == ["a", "b", "c"]
-
-
-def test_server_close_code_reaches_disconnected_as_int(client: Client) -> None:
-    """``Disconnected.code`` is a plain ``int`` on every front-end, never a ``CloseCode``."""
-    with WebsocketsServer(close_with(4001, "bye")) as server:
-        client.open(server.url())
+def test_close_timeout_none_is_accepted(client: Client) -> None:
+    """No limit on the closing handshake; a server that answers the CLOSE ends the connection as usual."""
+    with WebsocketsServer(echo) as server:
+        client.open(server.url(), close_timeout=None)
+        client.send("x")
+        assert client.recv() == "x"
+        client.close(1000, "done")
+        assert client.close_code == 1000
+        assert server.wait_closes(1) == [(1000, "done")]
         (event,) = client.events.wait_for("disconnect")
-        info = event[1]
-        assert type(info.code) is int
-        assert (info.code, info.reason, info.reconnecting) == (4001, "bye", False)
-        assert isinstance(info.error, ConnectionClosedError)
-
-
-def test_close_timeout_none_is_accepted(client: Client, ws_server: WebsocketsServer) -> None:
-    client.open(ws_server.url(), close_timeout=None)
-    client.send("x")
-    assert client.recv() == "x"
-    client.close()
-    assert client.close_code == 1000
+        assert (event[1].code, event[1].reason) == (1000, "done")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -99,31 +72,41 @@ def test_ping_returns_the_round_trip_time(client: Client, ws_server: WebsocketsS
 def test_threaded_ping_from_the_event_thread_is_refused(client: Any, ws_server: WebsocketsServer) -> None:
     """It would wait for a PONG that only the event thread itself can read."""
     errors: list[BaseException] = []
+    pongs: list[bytes] = []
 
     def on_message(message: Any) -> None:
-        try:
-            client.client.ping()
-        except BaseException as exc:
-            errors.append(exc)
+        for call in (client.client.ping, client.client.wait):  # wait() would wait for itself too
+            try:
+                call()
+            except BaseException as exc:
+                errors.append(exc)
+        client.client.send_frame(b"from the callback", wsfast.Opcode.PING)  # the way that works
         client.messages.put(message)
 
-    client.open(ws_server.url(), on_message=on_message)
+    client.open(ws_server.url(), on_message=on_message, on_pong=pongs.append)
     client.send("go")
     assert client.recv() == "go"
-    assert len(errors) == 1
-    assert isinstance(errors[0], wsfast.ConcurrencyError)
+    assert len(errors) == 2
+    assert all(isinstance(error, wsfast.ConcurrencyError) for error in errors)
+    assert "send_frame(payload, Opcode.PING)" in str(errors[0])
+    deadline = time.monotonic() + WAIT
+    while b"from the callback" not in pongs and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert b"from the callback" in pongs
 
 
 def test_url_has_no_password(client: Client, ws_server: WebsocketsServer) -> None:
     url = f"ws://user:secret@{ws_server.url('/path?q=1')[5:]}"
+    if client.variant.frontend == "threaded":  # a WebSocketClient exists before it connects
+        client.construct(url)
+        assert client.url == f"ws://user@127.0.0.1:{ws_server.port}/path?q=1"
     client.open(url)
     client.send("sync")  # the server has seen the request once the echo is back
     assert client.recv() == "sync"
     shown = client.url
     assert type(shown) is str
-    assert "secret" not in shown
-    assert shown.startswith("ws://user")
-    assert shown.endswith(f"127.0.0.1:{ws_server.port}/path?q=1")
+    assert shown == f"ws://user@127.0.0.1:{ws_server.port}/path?q=1"
+    assert "secret" not in repr(client.raw)
     assert ws_server.requests[-1]["Authorization"] == "Basic dXNlcjpzZWNyZXQ="  # still sent
 
 
@@ -146,7 +129,7 @@ def test_threaded_client_takes_on_message(client: Any, ws_server: WebsocketsServ
 @pytest.mark.parametrize("ssl", [True, False, "context"])
 def test_ssl_with_a_ws_url_is_refused(client: Client, certs: Any, ssl: Any) -> None:
     context = certs.client_context if ssl == "context" else ssl
-    with pytest.raises(OptionError, match="wss://"):
+    with pytest.raises(OptionError, match="ssl= applies to wss:// URLs; use a wss:// URL"):
         client.construct("ws://127.0.0.1:1/", ssl=context)
 
 
@@ -179,7 +162,7 @@ def test_unknown_option_suggests_the_right_one(client: Client) -> None:
 # loads: the rejection rule
 # --------------------------------------------------------------------------------------------------
 
-LOADS_MESSAGES = ['{"a": 1}', "not json", "[2]"]
+LOADS_MESSAGES = ['{"a": 1}', "not json", b"\x01", "[2]"]
 
 
 @pytest.mark.frontends("recv")
@@ -190,20 +173,41 @@ def test_a_message_loads_rejects_raises_from_recv(client: Client) -> None:
         with pytest.raises(MessageDecodeError) as info:
             client.recv()
         assert info.value.payload == b"not json"
-        assert client.recv() == [2]  # the connection is still usable
+        assert client.recv() == b"\x01"  # binary messages are not given to loads
+        assert client.iterate() == [[2]]  # the connection is still usable, to its end
         assert client.stats().decode_errors == 1
+
+
+@pytest.mark.frontends("recv")
+def test_a_message_loads_rejects_raises_from_iteration(client: Any) -> None:
+    with WebsocketsServer(send_then_close(["not json", "[1]"])) as server:
+        client.open(server.url(), loads=json.loads)
+        deadline = time.monotonic() + WAIT
+        while client.stats().queue_depth < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # both queued: the iteration's fast path
+        ws = client.ws
+        with pytest.raises(MessageDecodeError):
+            client.run(lambda: ws.__anext__())
+        assert client.run(lambda: ws.__anext__()) == [1]
 
 
 @pytest.mark.frontends("threaded", "inline")
+@pytest.mark.parametrize("alone", [True, False], ids=["data-frames-only", "with-a-ping"])
 def test_a_message_loads_rejects_is_logged_and_skipped_by_callbacks(
-    client: Client, caplog: pytest.LogCaptureFixture
+    client: Client, caplog: pytest.LogCaptureFixture, alone: bool
 ) -> None:
-    with WebsocketsServer(send_then_close(LOADS_MESSAGES)) as server, caplog.at_level(logging.ERROR):
+    # One write of data frames only: the protocol's data-only fast path must still not hand the error on.
+    frames = b"".join(server_frame(BINARY if isinstance(m, bytes) else TEXT, m) for m in LOADS_MESSAGES)
+    if not alone:
+        frames = server_frame(PING, b"p") + frames
+    with RawServer(accept_then(frames)) as server, caplog.at_level(logging.ERROR, logger="wsfast"):
         client.open(server.url(), loads=json.loads)
-        assert client.recv_many(2) == [{"a": 1}, [2]]
+        assert client.recv_many(3) == [{"a": 1}, b"\x01", [2]]
         assert client.stats().decode_errors == 1
-    logged = [r for r in caplog.records if r.name == "wsfast" and r.levelno >= logging.ERROR]
-    assert any("loads" in r.getMessage() for r in logged), logged
+        assert client.close_code is None  # still open
+        client.close()
+    assert client.stats().decode_errors == 1  # kept in the totals once the connection ended
+    assert "loads() rejected" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,8 +21,8 @@ from adapters import WAIT, Client
 from routes import PROXY_AUTH, SOCKS_AUTH, Route
 
 from proxies import Microsocks, Tinyproxy, UnixWebsocketsServer, free_port
-from servers import HOST, RawConnection, RawServer, WebsocketsServer, redirect_response, reply, tls_certs
-from wsfast import InvalidURL, OpeningError, OpenTimeout, ProxyError, TLSError
+from servers import HOST, RawConnection, RawServer, WebsocketsServer, redirect_response, tls_certs
+from wsfast import HandshakeError, InvalidURL, OpeningError, OpenTimeout, OptionError, ProxyError, TLSError
 
 SCHEMES = ("ws", "wss")
 
@@ -130,6 +130,7 @@ def test_proxy_auth_refused_407(
     # RFC 9110 §15.5.8: 407 asks for proxy credentials; tinyproxy 1.11 answers 401 to wrong ones.
     assert info.value.status == (407 if credentials is None else 401)
     assert info.value.hop == "proxy"
+    assert isinstance(info.value, HandshakeError)
     assert "wrong" not in str(info.value)  # no password in messages
 
 
@@ -148,6 +149,7 @@ def test_socks5_auth_refused(
     with pytest.raises(ProxyError) as info:
         client.open(ws_server.url(), proxy=microsocks_auth.url("socks5", auth=(SOCKS_AUTH[0], "wrong")))
     assert info.value.hop == "proxy"
+    assert "wrong" not in str(info.value)  # no password in messages
 
 
 def test_socks5_target_refused(client: Client, microsocks: Microsocks) -> None:
@@ -162,7 +164,7 @@ def test_dead_proxy_port(client: Client, ws_server: WebsocketsServer, kind: str)
     with pytest.raises(OpeningError) as info:
         client.open(ws_server.url(), proxy=f"{kind}://{HOST}:{free_port()}")
     assert (info.value.hop, info.value.stage) == ("proxy", "connect")
-    assert isinstance(info.value.__cause__, OSError)
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
 
 
 def test_https_proxy_with_an_untrusted_certificate(
@@ -171,8 +173,8 @@ def test_https_proxy_with_an_untrusted_certificate(
     """proxy_ssl defaults to a verifying context with the system CAs: the test CA is not among them."""
     with pytest.raises(TLSError) as info:
         client.open(ws_server.url(), proxy=f"https://{HOST}:{https_proxies.stream_ports[0]}")
-    assert info.value.hop == "proxy"
-    assert isinstance(info.value.__cause__, ssl_module.SSLError)
+    assert (info.value.hop, info.value.stage) == ("proxy", "tls")
+    assert isinstance(info.value.__cause__, ssl_module.SSLCertVerificationError)
 
 
 def test_server_with_an_untrusted_certificate(client: Client, wss_server: WebsocketsServer) -> None:
@@ -194,15 +196,41 @@ def test_server_refuses_tcp(client: Client) -> None:
         client.open(f"ws://{HOST}:{free_port()}/")
     assert (info.value.hop, info.value.stage) == ("server", "connect")
     assert isinstance(info.value, ConnectionError)
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert client.events.seen == []
 
 
-def test_open_timeout(client: Client) -> None:
-    with RawServer(reply(b"", then="hang")) as server:
+def silent(conn: RawConnection) -> None:
+    """Accept TCP, read whatever comes (a request, a TLS ClientHello, a SOCKS greeting), never answer."""
+    while conn._fill():
+        pass
+
+
+@pytest.mark.parametrize(
+    ("proxy", "scheme", "hop", "stage"),
+    [
+        (None, "ws", "server", "handshake"),  # the upgrade is never answered
+        (None, "wss", "server", "tls"),  # TLS never starts
+        ("http", "ws", "proxy", "proxy"),  # CONNECT is never answered
+        ("socks5h", "ws", "proxy", "proxy"),  # the SOCKS greeting is never answered
+        ("https", "ws", "proxy", "tls"),  # TLS to the proxy never starts
+    ],
+)
+def test_open_timeout_names_the_step(
+    client: Client, proxy: str | None, scheme: str, hop: str, stage: str
+) -> None:
+    """One deadline for the whole opening; OpenTimeout names the hop and stage it expired in."""
+    with RawServer(silent) as server:
+        if proxy is None:
+            url, options = f"{scheme}://{HOST}:{server.port}/", {}
+        else:
+            url, options = "ws://example.invalid/", {"proxy": f"{proxy}://{HOST}:{server.port}"}
         started = time.monotonic()
         with pytest.raises(OpenTimeout) as info:
-            client.open(server.url(), open_timeout=0.3)
+            client.open(url, open_timeout=0.2, **options)
         assert time.monotonic() - started < 2.0
     assert isinstance(info.value, TimeoutError)
+    assert (info.value.hop, info.value.stage) == (hop, stage)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,6 +351,12 @@ def test_unix_socket(client: Client, unix_server: UnixWebsocketsServer) -> None:
     assert unix_server.hosts == ["ws.invalid"]
 
 
+def test_unix_socket_missing(client: Client, tmp_path: Any) -> None:
+    with pytest.raises(OpeningError) as info:
+        client.open("ws://localhost/", unix_socket=str(tmp_path / "nobody-listens.sock"))
+    assert (info.value.hop, info.value.stage) == ("server", "connect")
+
+
 def test_unix_socket_with_tls(client: Client, unix_tls_server: UnixWebsocketsServer, certs: Any) -> None:
     """wss:// over a Unix socket does TLS with the URL's host name (SNI and the certificate check)."""
     client.open("wss://localhost/over-unix", unix_socket=unix_tls_server.path, ssl=certs.client_context)
@@ -336,6 +370,21 @@ def test_sock(client: Client, scheme: str, echo_server: WebsocketsServer, certs:
         client.open(echo_server.url(), sock=sock, **tls_options(scheme, certs))
         assert_echo(client)
     assert peers == [HOST]
+
+
+@pytest.mark.parametrize(
+    "routes", [("proxy", "sock"), ("proxy", "unix_socket"), ("unix_socket", "sock")], ids="+".join
+)
+def test_two_ways_to_reach_the_server_are_refused(client: Client, routes: tuple[str, str]) -> None:
+    """proxy=, unix_socket= and sock= each say how to reach the server: at most one, at construction."""
+    left, right = socket.socketpair()
+    values = {"proxy": f"http://{HOST}:1", "unix_socket": "/nonexistent/ws.sock", "sock": left}
+    try:
+        with pytest.raises(OptionError, match=" and ".join(routes)):
+            client.construct(f"ws://{HOST}:1/", **{name: values[name] for name in routes})
+    finally:
+        left.close()
+        right.close()
 
 
 def test_sock_refuses_a_redirect_to_another_origin(client: Client) -> None:
@@ -362,3 +411,26 @@ def test_proxy_credentials_are_not_in_the_url(
 ) -> None:
     client.open(ws_server.url(), proxy=tinyproxy_auth.url())
     assert PROXY_AUTH[1] not in client.url
+
+
+@pytest.mark.frontends("threaded")
+def test_tls_inside_tls_carries_a_stream(
+    client: Any, https_proxies: Any, wss_server: WebsocketsServer, certs: Any
+) -> None:
+    """The threaded client's TLS inside TLS (an SSLObject over memory BIOs) under load and keepalive: many
+    records arrive per socket read, and a record already received must never wait for the next poll."""
+    client.open(
+        wss_server.url(),
+        ssl=certs.client_context,
+        proxy=f"https://{HOST}:{https_proxies.stream_ports[0]}",
+        proxy_ssl=certs.client_context,
+        ping_interval=0.2,  # the event thread polls the socket between messages: pending() matters
+        ping_timeout=WAIT,
+    )
+    messages = [f"{index}:" + "x" * (index * 37 % 5000) for index in range(400)]
+    for message in messages:
+        client.send(message)
+    assert client.recv_many(len(messages)) == messages
+    time.sleep(0.5)  # keepalive PINGs go out and their PONGs come back through both TLS layers
+    assert client.client.is_open
+    assert client.stats().last_rtt is not None
