@@ -372,19 +372,22 @@ def test_sock(client: Client, scheme: str, echo_server: WebsocketsServer, certs:
     assert peers == [HOST]
 
 
-@pytest.mark.parametrize(
-    "routes", [("proxy", "sock"), ("proxy", "unix_socket"), ("unix_socket", "sock")], ids="+".join
-)
-def test_two_ways_to_reach_the_server_are_refused(client: Client, routes: tuple[str, str]) -> None:
-    """proxy=, unix_socket= and sock= each say how to reach the server: at most one, at construction."""
+def test_unix_socket_and_sock_together_are_refused(client: Client) -> None:
+    """unix_socket= and sock= each say how to open the connection: at most one, at construction."""
     left, right = socket.socketpair()
-    values = {"proxy": f"http://{HOST}:1", "unix_socket": "/nonexistent/ws.sock", "sock": left}
-    try:
-        with pytest.raises(OptionError, match=" and ".join(routes)):
-            client.construct(f"ws://{HOST}:1/", **{name: values[name] for name in routes})
-    finally:
-        left.close()
-        right.close()
+    with left, right, pytest.raises(OptionError, match="unix_socket and sock"):
+        client.construct(f"ws://{HOST}:1/", unix_socket="/nonexistent/ws.sock", sock=left)
+
+
+def test_sock_connected_to_a_proxy(
+    client: Client, scheme: str, echo_server: WebsocketsServer, certs: Any, tinyproxy: Tinyproxy
+) -> None:
+    """With proxy=, a given socket is the way to the proxy: the tunnel is asked for on it."""
+    sock = socket.create_connection((HOST, tinyproxy.port), timeout=WAIT)
+    with new_peers(echo_server) as peers:
+        client.open(echo_server.url(), sock=sock, proxy=tinyproxy.url(), **tls_options(scheme, certs))
+        assert_echo(client)
+    assert peers == [tinyproxy.bind]  # the server was reached from the proxy's address
 
 
 def test_sock_refuses_a_redirect_to_another_origin(client: Client) -> None:
