@@ -42,10 +42,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from . import _impl
-from .deflate import Deflate
+from .deflate import Deflate, Negotiated
 from .exceptions import OpeningError, OptionError
 from .handshake import to_deflate
 from .health import Heartbeat, ReconnectPolicy, to_reconnect_policy
+from .lifecycle import Lifecycle
 from .options import (
     CLIENT_NAMES,
     REQUIRED,
@@ -56,6 +57,7 @@ from .options import (
     mask,
     normalise_headers,
 )
+from .protocol import ClientProtocol
 from .uri import WebSocketURL, parse_url
 
 __all__ = ["Config", "checks_options", "codec_twin", "make_ssl_context"]
@@ -200,6 +202,29 @@ class Config:
             if not self._given:
                 raise OpeningError(SOCK_USED)
             return self._given.pop()
+
+    def new_protocol(self, compression: Negotiated | None) -> ClientProtocol:
+        """The :class:`~wsfast.protocol.ClientProtocol` of a connection whose handshake accepted
+        *compression*: this configuration's message limit, text handling, *loads* and codec twin."""
+        return ClientProtocol(
+            max_message_size=self.values["max_message_size"],
+            auto_pong=self.values.get("on_ping") is None,  # else on_ping answers PINGs
+            text_as_bytes=self.values["text_as_bytes"],
+            loads=self.values["loads"],
+            compression=compression,
+            codec=self.codec,
+        )
+
+    def new_lifecycle(self) -> Lifecycle:
+        """The client's :class:`~wsfast.lifecycle.Lifecycle`: keepalive, the idle watchdog and reconnecting
+        as this configuration says."""
+        return Lifecycle(
+            ping_interval=self.values["ping_interval"],
+            ping_timeout=self.values["ping_timeout"],
+            idle_timeout=self.values["idle_timeout"],
+            on_idle=self.values.get("on_idle") is not None,
+            reconnect=self.reconnect,
+        )
 
     def tls_context(self, host: str = "") -> ssl_module.SSLContext:
         """The TLS context for ``wss://`` connections (and redirects to them), built on first use and
