@@ -290,6 +290,19 @@ class TestReconnect:
         # The default policy paces the next attempts.
         assert lifecycle.attempt_failed(OSError("down")) == Retry(ReconnectPolicy().delay(2, lambda: 0.0), 2)
 
+    def test_a_requested_reconnect_forces_the_next_loss_only(self) -> None:
+        lifecycle = Lifecycle(rand=lambda: 0.0)
+        assert lifecycle.request_reconnect()
+        protocol = lose(opened(lifecycle), server_close(1000))
+        info, decision = lifecycle.lost(protocol, now=1.0, wall=1001.0)
+        assert info.reconnecting
+        assert decision == Retry(0.0, 1)
+        assert not lifecycle.request_reconnect()  # one is under way
+        protocol = ClientProtocol()
+        assert lifecycle.opened(protocol, now=2.0, wall=1002.0, connection_id=2) is not None
+        lose(protocol, server_close(1000))
+        assert lifecycle.lost(protocol, now=3.0, wall=1003.0)[1] == GiveUp()  # the request was used
+
     def test_stopped_or_fatal_never_reconnects(self) -> None:
         cases: list[dict[str, Any]] = [{"stopped": True}, {"fatal": True}, {"stopped": True, "forced": True}]
         for flags in cases:

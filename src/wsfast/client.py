@@ -167,7 +167,6 @@ class WebSocketClient(Observable):
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
-        self._reconnect_requested = False  # reconnect() was called
         self._connection_id = -1
         self._last_received_at = 0.0  # when the event thread last read bytes (monotonic)
         self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
@@ -212,6 +211,7 @@ class WebSocketClient(Observable):
 
     @property
     def close_reason(self) -> str | None:
+        """The reason of :attr:`close_code`, or ``None`` while open or never connected."""
         protocol = self._protocol
         return protocol.close_reason if protocol is not None and self._closed.is_set() else None
 
@@ -348,23 +348,17 @@ class WebSocketClient(Observable):
         stop: threading.Event,
         ready: concurrent.futures.Future[None],
     ) -> None:
-        """The event thread: serve the connection and, as the lifecycle decides, each reconnection after
-        it. *ready* gets the outcome of the first connection's *on_connect*, which :meth:`connect` waits for.
-        """
+        """The event thread: serve the connection, then each reconnection the lifecycle decides. *ready*
+        gets the outcome of the first connection's *on_connect*, which :meth:`connect` waits for."""
         try:
             while True:
                 threading.current_thread().name = f"wsfast-{self._connection_id}"
                 failed = self._connected(sock, protocol, ready)  # before any message of the connection
                 error = self._serve(sock, protocol, leftover) or failed
-                forced, self._reconnect_requested = self._reconnect_requested, False
-                with self._stats_lock:
+                with self._stats_lock:  # reconnect() asked for a new one: Lifecycle.request_reconnect()
+                    now, wall, stopped = time.monotonic(), time.time(), stop.is_set()
                     info, decision = self._lifecycle.lost(
-                        protocol,
-                        now=time.monotonic(),
-                        wall=time.time(),
-                        error=error,
-                        forced=forced,
-                        stopped=stop.is_set(),
+                        protocol, now=now, wall=wall, error=error, stopped=stopped
                     )
                 if self._on_disconnect is not None:
                     self._call(self._on_disconnect, info)
@@ -436,11 +430,8 @@ class WebSocketClient(Observable):
 
     def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> OSError | None:
         """Read and process one connection until it is closed; return the error that ended it, if any.
-
-        While open, a read waits as long as the connection lives (keepalive and the idle watchdog bound
-        the silence); once a CLOSE was sent or the connection failed, the server has *close_timeout* to
-        close TCP (RFC 6455 §7.1.1).
-        """
+        Keepalive and the idle watchdog bound the silence; once a CLOSE was sent (or the connection
+        failed), the server has *close_timeout* to close TCP (RFC 6455 §7.1.1)."""
         error: OSError | None = None
         closed = self._closed
         heartbeat = self._lifecycle.heartbeat  # its deadline: when to ask the lifecycle for a verdict
@@ -591,9 +582,8 @@ class WebSocketClient(Observable):
             self._call(self._callback, event)
 
     def _fail_pings(self, protocol: ClientProtocol) -> None:
-        """No PONG will come on *protocol*'s connection, no longer open: the :meth:`ping` calls waiting
-        raise how it ended. A PING registers only while its connection is open and current, and
-        :meth:`_install` fails those of the connection it replaces, all under the ping lock."""
+        """No PONG will come on *protocol*'s connection: the :meth:`ping` calls waiting raise how it ended
+        (if it is current: :meth:`_install` fails those of the one it replaces, under the ping lock)."""
         with self._ping_lock:
             waiters = self._pings.closed() if self._protocol is protocol else []
         for waiter in waiters:
@@ -607,12 +597,6 @@ class WebSocketClient(Observable):
 
     # Sending
 
-    def _current(self) -> tuple[socket.socket, ClientProtocol]:
-        sock, protocol = self._sock, self._protocol
-        if sock is None or protocol is None:
-            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
-        return sock, protocol
-
     def _write(self, sock: socket.socket, data: bytes) -> None:
         """Write *data* whole, reporting it to the subscribers. The caller holds the write lock."""
         if (events := self._events) is None:  # a local: unsubscribe() may run concurrently
@@ -621,10 +605,11 @@ class WebSocketClient(Observable):
             events.send(sock.sendall, data)
 
     def _send_frame(self, build: Callable[[ClientProtocol], bytes]) -> None:
-        sock, protocol = self._current()
-        # Frames are built and written under one lock, which the event thread also holds while the
-        # protocol reacts to received data: frames never interleave, and the protocol's state and its
-        # masking-key pool are never touched by two threads at once.
+        """Build a frame with the current connection's protocol and write it, under the write lock (which the
+        event thread holds while the protocol reacts to data): frames never interleave."""
+        sock, protocol = self._sock, self._protocol
+        if sock is None or protocol is None:
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
         with self._write_lock:
             frame = build(protocol)
             try:
@@ -633,9 +618,8 @@ class WebSocketClient(Observable):
                 else:
                     events.send(sock.sendall, frame)
             except OSError as exc:
-                # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
-                # without corrupting the stream, so the connection is finished. Shutting the socket
-                # down wakes the event thread, which reports 1006 to on_close.
+                # Part of the frame may be on the wire (a send timeout): nothing more can be sent, so the
+                # connection is finished. The shutdown wakes the event thread, which reports 1006.
                 _shut(sock, socket.SHUT_RDWR)
                 raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, f"send failed: {exc}") from exc
 
@@ -645,10 +629,8 @@ class WebSocketClient(Observable):
         Raises:
             ConnectionClosed: the connection is not open.
         """
-        if isinstance(data, str):
-            self._send_frame(lambda protocol: protocol.send_text(data))
-        else:
-            self._send_frame(lambda protocol: protocol.send_binary(data))
+        text = isinstance(data, str)
+        self._send_frame(lambda protocol: protocol.send_text(data) if text else protocol.send_binary(data))
 
     def send_frame(self, data: str | BytesLike, opcode: int, fin: bool = True) -> None:
         """Send one raw frame, e.g. to fragment a message by hand: ``send_frame(part, Opcode.TEXT,
@@ -740,8 +722,8 @@ class WebSocketClient(Observable):
     def _disconnect(self, code: int, reason: str, timeout: float | None) -> None:
         with self._write_lock:
             self._stop.set()
-            sock, protocol, thread = self._sock, self._protocol, self._thread
-        if sock is None or protocol is None or thread is None:
+            sock, thread = self._sock, self._thread
+        if sock is None or thread is None:
             return
         self._send_close(code, reason)
         if threading.current_thread() is thread:
@@ -763,8 +745,7 @@ class WebSocketClient(Observable):
         if thread is None or not thread.is_alive():
             self.connect()
             return
-        if not self._lifecycle.reconnecting:  # else a reconnection is already under way
-            self._reconnect_requested = True
+        if self._lifecycle.request_reconnect():  # else a reconnection is already under way
             self._send_close(code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
