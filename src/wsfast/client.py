@@ -629,8 +629,10 @@ class WebSocketClient(Observable):
         Raises:
             ConnectionClosed: the connection is not open.
         """
-        text = isinstance(data, str)
-        self._send_frame(lambda protocol: protocol.send_text(data) if text else protocol.send_binary(data))
+        if isinstance(data, str):
+            self._send_frame(lambda protocol: protocol.send_text(data))
+        else:
+            self._send_frame(lambda protocol: protocol.send_binary(data))
 
     def send_frame(self, data: str | BytesLike, opcode: int, fin: bool = True) -> None:
         """Send one raw frame, e.g. to fragment a message by hand: ``send_frame(part, Opcode.TEXT,
