@@ -144,6 +144,14 @@ class TestKeepalive:
         assert lifecycle.stats(now=11.0, wall=1011.0, last_message_at=0.0).last_rtt == pytest.approx(0.25)
         assert lifecycle.beat(16.0, 0.0) == Verdict()
 
+    def test_a_user_ping_answered_gives_the_round_trip_time(self) -> None:
+        lifecycle = Lifecycle(ping_interval=None)
+        assert lifecycle.pings_answered([]) == []
+        assert lifecycle.last_rtt is None
+        answered = [("earlier", 0.5), ("its own", 0.25)]
+        assert lifecycle.pings_answered(answered) is answered
+        assert lifecycle.stats(now=1.0, wall=1001.0, last_message_at=0.0).last_rtt == 0.25
+
     def test_received_accounts_pongs_and_says_whether_a_message_came(self) -> None:
         lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
         protocol = opened(lifecycle)
@@ -281,6 +289,19 @@ class TestReconnect:
         assert decision == Retry(0.0, 1)
         # The default policy paces the next attempts.
         assert lifecycle.attempt_failed(OSError("down")) == Retry(ReconnectPolicy().delay(2, lambda: 0.0), 2)
+
+    def test_a_requested_reconnect_forces_the_next_loss_only(self) -> None:
+        lifecycle = Lifecycle(rand=lambda: 0.0)
+        assert lifecycle.request_reconnect()
+        protocol = lose(opened(lifecycle), server_close(1000))
+        info, decision = lifecycle.lost(protocol, now=1.0, wall=1001.0)
+        assert info.reconnecting
+        assert decision == Retry(0.0, 1)
+        assert not lifecycle.request_reconnect()  # one is under way
+        protocol = ClientProtocol()
+        assert lifecycle.opened(protocol, now=2.0, wall=1002.0, connection_id=2) is not None
+        lose(protocol, server_close(1000))
+        assert lifecycle.lost(protocol, now=3.0, wall=1003.0)[1] == GiveUp()  # the request was used
 
     def test_stopped_or_fatal_never_reconnects(self) -> None:
         cases: list[dict[str, Any]] = [{"stopped": True}, {"fatal": True}, {"stopped": True, "forced": True}]

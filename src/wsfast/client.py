@@ -2,15 +2,15 @@
 
 A driver, nothing more: the opening is :mod:`wsfast.opening`'s (executed by :mod:`wsfast._opening_sync`),
 every protocol decision :class:`~wsfast.protocol.ClientProtocol`'s, keepalive, reconnecting and statistics
-:class:`~wsfast.lifecycle.Lifecycle`'s, ``ping()`` bookkeeping :class:`~wsfast.pings.Pings`'. This module
-owns the socket, the event thread, the write lock and the waits, and calls the user's callbacks.
+:class:`~wsfast.lifecycle.Lifecycle`'s, ``ping()`` bookkeeping :class:`~wsfast.pings.Pings`', the options
+:class:`~wsfast.config.Config`'s. This module owns the socket, the event thread, the write lock and the
+waits, and calls the user's callbacks.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
@@ -18,7 +18,6 @@ import ssl as ssl_module
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from types import TracebackType
 from typing import Any
 
 from . import codec
@@ -27,7 +26,7 @@ from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
-from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError, OpeningError
+from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted
 from .health import (
@@ -39,8 +38,8 @@ from .health import (
     Stats,
 )
 from .http11 import Response
-from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from .options import THREADED, get_option, normalise_headers
+from .lifecycle import ATTEMPT_ERRORS, GiveUp, Retry
+from .options import THREADED, get_option
 from .pings import Pings
 from .protocol import ClientProtocol, FrameAction, State
 
@@ -61,6 +60,12 @@ RawHook = Callable[[Any], "FrameAction | int | None"]
 LogFunction = Callable[[str], None]
 ClientHook = Callable[["WebSocketClient"], None]
 DisconnectCallback = Callable[[Disconnected], None]
+
+
+def _shut(sock: socket.socket, how: int) -> None:
+    """Shut *sock* down (``SHUT_WR``: nothing more is sent; ``SHUT_RDWR``: abort, waking a reader)."""
+    with contextlib.suppress(OSError):  # already shut, or the peer is gone: either way it is done
+        sock.shutdown(how)
 
 
 class WebSocketClient(Observable):
@@ -142,38 +147,29 @@ class WebSocketClient(Observable):
         implementation: str | None = None,
     ) -> None:
         # Every option checked against wsfast.options.OPTIONS, derived values computed once.
-        self._config = config = Config.build(THREADED, locals())
+        self._config = self._connect_config = config = Config.build(THREADED, locals())  # connect()'s
         self._url = config.url
         self._callback = config["callback"]  # the positional callback or on_message
         self._on_close, self._on_ping, self._on_pong, self._raw_hook = on_close, on_ping, on_pong, raw_hook
         self._on_idle, self._on_connect, self._on_disconnect = on_idle, on_connect, on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
         self._close_timeout = close_timeout
-        self._given_sock = sock  # for the first connection (self._sock is the current connection's)
+        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
+        self._lifecycle = config.new_lifecycle()
         self._pings: Pings[concurrent.futures.Future[float]] = Pings()  # ping() calls waiting for a PONG
         self._ping_lock = threading.Lock()
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._stats_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._protocol: ClientProtocol | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
-        self._reconnect_requested = False  # reconnect() was called
-        self._connect_config = config  # what connect() last opened with: its headers too
         self._connection_id = -1
-        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
-        self._lifecycle = Lifecycle(
-            ping_interval=ping_interval,
-            ping_timeout=ping_timeout,
-            idle_timeout=idle_timeout,
-            on_idle=on_idle is not None,
-            reconnect=config.reconnect,
-        )
         self._last_received_at = 0.0  # when the event thread last read bytes (monotonic)
         self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
-        self._stats_lock = threading.Lock()
         self._close_exception: ConnectionClosed | None = None
         self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
         self.response: Response | None = None
@@ -207,20 +203,17 @@ class WebSocketClient(Observable):
         """Whether the connection was lost and the client is waiting to reconnect, or reconnecting."""
         return self._lifecycle.reconnecting
 
-    def _ended(self) -> ClientProtocol | None:
-        """The last connection's protocol once it ended; ``None`` while open or never connected."""
-        return self._protocol if self._closed.is_set() else None
-
     @property
     def close_code(self) -> int | None:
         """How the last connection ended (see *on_close*), or ``None`` while open or never connected."""
-        protocol = self._ended()
-        return None if protocol is None else protocol.close_code
+        protocol = self._protocol
+        return protocol.close_code if protocol is not None and self._closed.is_set() else None
 
     @property
     def close_reason(self) -> str | None:
-        protocol = self._ended()
-        return None if protocol is None else protocol.close_reason
+        """The reason of :attr:`close_code`, or ``None`` while open or never connected."""
+        protocol = self._protocol
+        return protocol.close_reason if protocol is not None and self._closed.is_set() else None
 
     @property
     def close_exception(self) -> ConnectionClosed | None:
@@ -247,7 +240,7 @@ class WebSocketClient(Observable):
         thread = self._thread
         return thread is not None and threading.current_thread() is thread
 
-    # Logging
+    # Logging and callbacks
 
     def _log(self, level: int, message: str, *args: object) -> None:
         function = self._log_functions.get(level)
@@ -261,17 +254,27 @@ class WebSocketClient(Observable):
             except Exception:  # a broken log hook must not break the connection
                 logger.exception("[%s] log function raised", self._connection_id)
 
+    def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
+        try:
+            return function(argument)
+        except Exception:
+            self._callback_failed(function)
+            return None
+
+    def _callback_failed(self, function: Callable[[Any], Any]) -> None:
+        logger.exception("[%s] exception in a callback", self._connection_id)
+        if self._log_functions[logging.ERROR] is not None:
+            self._log(logging.ERROR, "exception in callback %r", function)
+
     # Connecting
 
     def connect(self, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None) -> Response:
         """Open the connection and start the event thread; return the handshake response.
 
-        If the client is already connected, the old connection is closed first (1001, Going Away).
-        *headers* are added to the constructor's for this connection (and its reconnections).
-        This first connection is not retried: an error here is raised, whatever *reconnect* says.
-
-        *on_connect* runs on the event thread before this returns; if it raises, the connection is
-        failed (1011) and this raises what it raised.
+        An open connection is closed first (1001, Going Away). *headers* are added to the constructor's
+        for this connection and its reconnections. This first connection is not retried, whatever
+        *reconnect* says. *on_connect* runs on the event thread before this returns; if it raises, the
+        connection is failed (1011) and this raises what it raised.
 
         Raises:
             HandshakeError: the server refused the upgrade (the error has its status, headers and body),
@@ -279,14 +282,13 @@ class WebSocketClient(Observable):
             ProxyError: the proxy refused the tunnel (HTTP status or SOCKS reply code; also a HandshakeError).
             InvalidURL: a redirect points somewhere wsfast cannot follow.
             OpeningError: TCP, TLS (:class:`~wsfast.TLSError`) or the proxy failed; ``hop`` says where
-                (an ``OSError``); :class:`~wsfast.OpenTimeout` after *open_timeout* (a ``TimeoutError``).
+                (an ``OSError``); :class:`~wsfast.OpenTimeout` after *open_timeout* (a ``TimeoutError``);
+                the socket given with *sock* served a connection already.
         """
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            # This connection's configuration, and its reconnections': the constructor's plus *headers*.
-            extra = tuple(normalise_headers(headers))
-            config = dataclasses.replace(self._config, headers=self._config.headers + extra)
+            config = self._config.with_headers(headers)  # for this connection and its reconnections
             sock, accepted = self._open(config)
             self._connect_config = config
             self._stop = stop = threading.Event()
@@ -294,17 +296,13 @@ class WebSocketClient(Observable):
             protocol = self._install(sock, accepted)
             ready: concurrent.futures.Future[None] = concurrent.futures.Future()
             self._thread = thread = threading.Thread(
-                target=self._run,
-                args=(sock, protocol, accepted.leftover, stop, ready),
-                name=f"wsfast-{self._connection_id}",
-                daemon=True,
+                target=self._run, args=(sock, protocol, accepted.leftover, stop, ready), daemon=True
             )
             thread.start()
         # on_connect runs on the event thread; wait for its outcome outside the lock, so that an
         # on_connect calling connect() or disconnect() does not wait for itself.
         failure = ready.exception()
-        if failure is not None:
-            # The event thread failed the connection (1011); no reconnection follows.
+        if failure is not None:  # the event thread failed the connection (1011); none follows
             thread.join(self._close_timeout)
             raise failure
         return accepted.response
@@ -315,13 +313,7 @@ class WebSocketClient(Observable):
         self._connection_id = next_connection_id()  # process-wide, shared by both clients
         if (events := self._events) is not None:
             events.connection_id = self._connection_id
-        given, self._given_sock = self._given_sock, None  # a socket given with sock= serves one connection
-        if given is None and self._config["sock"] is not None:
-            raise OpeningError(
-                "the socket given with sock= served the first connection and cannot be reconnected; "
-                "give a URL (or unix_socket=) that wsfast can connect to again"
-            )
-        sock, accepted, url = open_connection(config, self._events, sock=given)
+        sock, accepted, url = open_connection(config, self._events)
         if url != self._url:
             self._log(logging.INFO, "redirected from %s to %s", self._url, url)
         sock.settimeout(self._config["timeout"])
@@ -329,15 +321,7 @@ class WebSocketClient(Observable):
 
     def _install(self, sock: socket.socket, accepted: Accepted) -> ClientProtocol:
         """Make a new connection the current one (:attr:`reconnected` describes the gap it ends)."""
-        config = self._config
-        protocol = ClientProtocol(
-            max_message_size=config["max_message_size"],
-            auto_pong=self._on_ping is None,
-            text_as_bytes=config["text_as_bytes"],
-            loads=config["loads"],
-            compression=accepted.compression,
-            codec=config.codec,
-        )
+        protocol = self._config.new_protocol(accepted.compression)
         if self._protocol is not None:  # connect() again: the old event thread may still be ending
             self._fail_pings(self._protocol)
         with self._write_lock, self._stats_lock, self._ping_lock:
@@ -364,35 +348,25 @@ class WebSocketClient(Observable):
         stop: threading.Event,
         ready: concurrent.futures.Future[None],
     ) -> None:
-        """The event thread: serve the connection, and with *reconnect*, every connection after it.
-
-        *ready* gets the outcome of the first connection's *on_connect*, which :meth:`connect` waits for.
-        """
+        """The event thread: serve the connection, then each reconnection the lifecycle decides. *ready*
+        gets the outcome of the first connection's *on_connect*, which :meth:`connect` waits for."""
         try:
             while True:
+                threading.current_thread().name = f"wsfast-{self._connection_id}"
                 failed = self._connected(sock, protocol, ready)  # before any message of the connection
                 error = self._serve(sock, protocol, leftover) or failed
-                forced, self._reconnect_requested = self._reconnect_requested, False
-                with self._stats_lock:
+                with self._stats_lock:  # reconnect() asked for a new one: Lifecycle.request_reconnect()
+                    now, wall, stopped = time.monotonic(), time.time(), stop.is_set()
                     info, decision = self._lifecycle.lost(
-                        protocol,
-                        now=time.monotonic(),
-                        wall=time.time(),
-                        error=error,
-                        forced=forced,
-                        stopped=stop.is_set(),
+                        protocol, now=now, wall=wall, error=error, stopped=stopped
                     )
                 if self._on_disconnect is not None:
                     self._call(self._on_disconnect, info)
-                if isinstance(decision, GiveUp):
+                opened = self._reconnect_with_backoff(decision, stop)
+                if opened is None:
                     return
-                outcome = self._reconnect_with_backoff(decision, stop)
-                if outcome is None:
-                    return
-                sock, accepted = outcome
-                protocol = self._install(sock, accepted)
-                threading.current_thread().name = f"wsfast-{self._connection_id}"
-                leftover = accepted.leftover
+                sock, accepted = opened
+                protocol, leftover = self._install(sock, accepted), accepted.leftover
                 if stop.is_set():  # disconnect() came while the new connection was being installed
                     self._send_close(CloseCode.NORMAL_CLOSURE, "")
         except BaseException as exc:  # a bug: report it; on_close still runs
@@ -418,11 +392,9 @@ class WebSocketClient(Observable):
             except Exception as exc:
                 self._callback_failed(self._on_connect)
                 error = exc
-                with self._write_lock:
-                    data = self._lifecycle.on_connect_failed(exc)
-                    with contextlib.suppress(OSError):
-                        sock.sendall(data)
-                        sock.shutdown(socket.SHUT_WR)  # RFC 6455 §7.1.7: nothing more is sent
+                with self._write_lock, contextlib.suppress(OSError):
+                    sock.sendall(self._lifecycle.on_connect_failed(exc))
+                    sock.shutdown(socket.SHUT_WR)  # RFC 6455 §7.1.7: nothing more is sent
         if not ready.done():
             if error is None:
                 ready.set_result(None)
@@ -430,14 +402,36 @@ class WebSocketClient(Observable):
                 ready.set_exception(error)
         return error
 
+    def _reconnect_with_backoff(
+        self, decision: Retry | GiveUp, stop: threading.Event
+    ) -> tuple[socket.socket, Accepted] | None:
+        """Reconnect as the lifecycle decides; ``None`` if it gives up or :meth:`disconnect` stops it."""
+        while isinstance(decision, Retry):
+            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", decision.delay, decision.attempt)
+            if stop.wait(decision.delay):
+                break
+            try:
+                sock, accepted = self._open(self._connect_config)
+            except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
+                self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
+                outcome = self._lifecycle.attempt_failed(exc)
+                if isinstance(outcome, GiveUp):  # close_exception says why: lifecycle.gave_up
+                    self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
+                decision = outcome
+                continue
+            if not stop.is_set():
+                return sock, accepted
+            self._shutdown(sock)
+            break
+        else:
+            return None  # no reconnection wanted, or the lifecycle gave up
+        self._lifecycle.cancel()  # disconnect() stopped it
+        return None
+
     def _serve(self, sock: socket.socket, protocol: ClientProtocol, leftover: bytes) -> OSError | None:
         """Read and process one connection until it is closed; return the error that ended it, if any.
-
-        While open, reads wait for data as long as the connection lives (the socket timeout bounds
-        sends; keepalive and the idle watchdog bound the silence). Once a CLOSE was sent, or the
-        connection failed, the server has close_timeout seconds to close TCP (RFC 6455 §7.1.1); data
-        it sends meanwhile is discarded by the core.
-        """
+        Keepalive and the idle watchdog bound the silence; once a CLOSE was sent (or the connection
+        failed), the server has *close_timeout* to close TCP (RFC 6455 §7.1.1)."""
         error: OSError | None = None
         closed = self._closed
         heartbeat = self._lifecycle.heartbeat  # its deadline: when to ask the lifecycle for a verdict
@@ -507,38 +501,11 @@ class WebSocketClient(Observable):
                     sock.sendall(verdict.data)
         if verdict.ended:
             self._log(logging.ERROR if verdict.abort else logging.INFO, "%s", verdict.ended)
-        if verdict.abort:
-            # The peer is presumed dead: waiting for it to close TCP would only add delay.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+        if verdict.abort:  # the peer is presumed dead: waiting for it to close TCP would only add delay
+            _shut(sock, socket.SHUT_RDWR)
         if verdict.on_idle and self._on_idle is not None:
             self._log(logging.INFO, "no message for %g s", self._lifecycle.idle_timeout)
             self._call(self._on_idle, self)
-
-    def _reconnect_with_backoff(
-        self, decision: Retry, stop: threading.Event
-    ) -> tuple[socket.socket, Accepted] | None:
-        """Reconnect as the lifecycle decides; ``None`` if it gave up or :meth:`disconnect` stopped it."""
-        while True:
-            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", decision.delay, decision.attempt)
-            if stop.wait(decision.delay):
-                self._lifecycle.cancel()
-                return None
-            try:
-                sock, accepted = self._open(self._connect_config)
-            except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
-                self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
-                outcome = self._lifecycle.attempt_failed(exc)
-                if isinstance(outcome, GiveUp):  # close_exception says why: lifecycle.gave_up
-                    self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
-                    return None
-                decision = outcome
-            else:
-                if stop.is_set():
-                    self._lifecycle.cancel()
-                    self._shutdown(sock)
-                    return None
-                return sock, accepted
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
         """Hand what *data* completes to the protocol, then to the callbacks. A raw hook sees each event
@@ -590,8 +557,7 @@ class WebSocketClient(Observable):
             # RFC 6455 §7.1.7: after the CLOSE that fails the connection, stop sending at once. A
             # half-close (not a full close, which turns into a RST while the server still streams and
             # can destroy our CLOSE before it is read) lets the server see the close code.
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_WR)
+            _shut(sock, socket.SHUT_WR)
 
     def _deliver(self, protocol: ClientProtocol, event: Any) -> None:
         """Hand one processed event to the matching callback. A :class:`~wsfast.MessageDecodeError`
@@ -603,7 +569,7 @@ class WebSocketClient(Observable):
             if self._pings:
                 with self._ping_lock:  # the time it was read, whatever callbacks ran since
                     answered = self._pings.answered(event.payload, self._last_received_at)
-                for waiter, rtt in answered:
+                for waiter, rtt in self._lifecycle.pings_answered(answered):  # the last: stats().last_rtt
                     waiter.set_result(rtt)
             if self._on_pong is not None:
                 self._call(self._on_pong, event.payload)
@@ -616,40 +582,20 @@ class WebSocketClient(Observable):
             self._call(self._callback, event)
 
     def _fail_pings(self, protocol: ClientProtocol) -> None:
-        """No PONG will come on *protocol*'s connection, no longer open: the :meth:`ping` calls waiting
-        raise how it ended. A PING registers only while its connection is open and current, and
-        :meth:`_install` fails those of the connection it replaces, all under the ping lock."""
+        """No PONG will come on *protocol*'s connection: the :meth:`ping` calls waiting raise how it ended
+        (if it is current: :meth:`_install` fails those of the one it replaces, under the ping lock)."""
         with self._ping_lock:
             waiters = self._pings.closed() if self._protocol is protocol else []
         for waiter in waiters:
             waiter.set_exception(protocol.closed_exception())
 
-    def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
-        try:
-            return function(argument)
-        except Exception:
-            self._callback_failed(function)
-            return None
-
-    def _callback_failed(self, function: Callable[[Any], Any]) -> None:
-        logger.exception("[%s] exception in a callback", self._connection_id)
-        if self._log_functions[logging.ERROR] is not None:
-            self._log(logging.ERROR, "exception in callback %r", function)
-
     def _shutdown(self, sock: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+        _shut(sock, socket.SHUT_RDWR)
         sock.close()
         if (events := self._events) is not None:
             events.closed()
 
     # Sending
-
-    def _current(self) -> tuple[socket.socket, ClientProtocol]:
-        sock, protocol = self._sock, self._protocol
-        if sock is None or protocol is None:
-            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
-        return sock, protocol
 
     def _write(self, sock: socket.socket, data: bytes) -> None:
         """Write *data* whole, reporting it to the subscribers. The caller holds the write lock."""
@@ -659,10 +605,11 @@ class WebSocketClient(Observable):
             events.send(sock.sendall, data)
 
     def _send_frame(self, build: Callable[[ClientProtocol], bytes]) -> None:
-        sock, protocol = self._current()
-        # Frames are built and written under one lock, which the event thread also holds while the
-        # protocol reacts to received data: frames never interleave, and the protocol's state and its
-        # masking-key pool are never touched by two threads at once.
+        """Build a frame with the current connection's protocol and write it, under the write lock (which the
+        event thread holds while the protocol reacts to data): frames never interleave."""
+        sock, protocol = self._sock, self._protocol
+        if sock is None or protocol is None:
+            raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, "not connected")
         with self._write_lock:
             frame = build(protocol)
             try:
@@ -671,11 +618,9 @@ class WebSocketClient(Observable):
                 else:
                     events.send(sock.sendall, frame)
             except OSError as exc:
-                # Part of the frame may be on the wire (a send timeout, say): nothing more can be sent
-                # without corrupting the stream, so the connection is finished. Shutting the socket
-                # down wakes the event thread, which reports 1006 to on_close.
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+                # Part of the frame may be on the wire (a send timeout): nothing more can be sent, so the
+                # connection is finished. The shutdown wakes the event thread, which reports 1006.
+                _shut(sock, socket.SHUT_RDWR)
                 raise ConnectionClosed(CloseCode.ABNORMAL_CLOSURE, f"send failed: {exc}") from exc
 
     def send(self, data: str | BytesLike) -> None:
@@ -700,20 +645,19 @@ class WebSocketClient(Observable):
         self._send_frame(lambda protocol: protocol.send_frame(data, opcode, fin))
 
     def ping(self, payload: str | BytesLike | None = None, *, timeout: float | None = None) -> float:
-        """Send a PING and wait for its PONG; return the round-trip time in seconds. Thread-safe.
+        """Send a PING and wait for its PONG; return the round-trip time in seconds, which
+        ``stats().last_rtt`` then reports. Thread-safe.
 
-        *payload* (at most 125 bytes) defaults to 4 random bytes, so concurrent pings are told apart. A
-        PONG answers the PING with its payload and every earlier one (RFC 6455 §5.5.3: a PONG may answer
-        only the most recent PING). The time is taken when the PONG is read from the socket, before
-        any callback runs.
+        *payload* (at most 125 bytes) defaults to 4 random bytes, so concurrent pings are told apart; a
+        PONG answers its PING and every earlier one (RFC 6455 §5.5.3). The time is taken when the PONG
+        is read from the socket, before any callback runs.
 
         Raises:
             ValueError: a PING with this payload already waits for its PONG, or it is over 125 bytes.
             ConnectionClosed: the connection is not open, or it ended before the PONG.
             TimeoutError: no PONG within *timeout* seconds (the connection stays open).
-            ConcurrencyError: called from a callback (the event thread), which would wait for the PONG
-                it alone can read: send the PING with ``send_frame(payload, Opcode.PING)`` and see the
-                PONG in *on_pong*.
+            ConcurrencyError: called from a callback (the event thread), which alone reads the PONG: send
+                the PING with ``send_frame(payload, Opcode.PING)`` and see the PONG in *on_pong*.
         """
         if self._on_event_thread():
             raise ConcurrencyError(
@@ -761,8 +705,8 @@ class WebSocketClient(Observable):
         """Close the connection with a closing handshake (RFC 6455 §7.1.2).
 
         Waits up to *timeout* (default: *close_timeout*) for the server's CLOSE and the end of the event
-        thread, then closes the socket regardless. From inside a callback it starts the handshake and
-        returns at once (the event thread finishes it), so it never deadlocks.
+        thread, then closes the socket regardless. From a callback it starts the handshake and returns at
+        once (the event thread finishes it), so it never deadlocks.
 
         Raises:
             ValueError: *code* may not be sent (RFC 6455 §7.4) or *reason* is over 123 bytes.
@@ -780,16 +724,15 @@ class WebSocketClient(Observable):
     def _disconnect(self, code: int, reason: str, timeout: float | None) -> None:
         with self._write_lock:
             self._stop.set()
-            sock, protocol, thread = self._sock, self._protocol, self._thread
-        if sock is None or protocol is None or thread is None:
+            sock, thread = self._sock, self._thread
+        if sock is None or thread is None:
             return
         self._send_close(code, reason)
         if threading.current_thread() is thread:
             return
         thread.join(timeout)
         if thread.is_alive():
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)  # wakes the event thread's recv
+            _shut(sock, socket.SHUT_RDWR)  # wakes the event thread's recv
             thread.join(timeout)
             if thread.is_alive():
                 self._log(logging.ERROR, "event thread still busy in a callback after disconnect()")
@@ -804,8 +747,7 @@ class WebSocketClient(Observable):
         if thread is None or not thread.is_alive():
             self.connect()
             return
-        if not self._lifecycle.reconnecting:  # else a reconnection is already under way
-            self._reconnect_requested = True
+        if self._lifecycle.request_reconnect():  # else a reconnection is already under way
             self._send_close(code, reason)
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -814,6 +756,9 @@ class WebSocketClient(Observable):
         With *reconnect*, that is when no connection will follow: after :meth:`disconnect`, a refused
         reconnection, or the policy's last attempt. :attr:`close_exception` then says why (a
         :class:`~wsfast.KeepaliveTimeout`, say, or a :class:`~wsfast.ConnectionClosedError` that gave up).
+
+        Raises:
+            ConcurrencyError: called from a callback, which would wait for its own event thread.
         """
         thread = self._thread
         if thread is None:
@@ -831,13 +776,8 @@ class WebSocketClient(Observable):
             self.connect()
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.disconnect(CloseCode.NORMAL_CLOSURE if exc is None else CloseCode.GOING_AWAY)
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        self.disconnect(CloseCode.NORMAL_CLOSURE if exc_type is None else CloseCode.GOING_AWAY)
 
     def __repr__(self) -> str:
         state = "open" if self.is_open else "closed"

@@ -13,6 +13,7 @@ A driver's loop::
                             write verdict.data; abort TCP if verdict.abort; run on_idle if verdict.on_idle
     for each PONG:          lifecycle.pong_received(payload, now)
                             (or, for every event read: received(events, now), before any callback)
+                            settle lifecycle.pings_answered(pings.answered(payload, now))   (ping())
     when TCP ended:         info, decision = lifecycle.lost(protocol, now=..., wall=..., ...)
                             on_disconnect(info)
     while decision is a Retry:
@@ -33,7 +34,8 @@ The decisions:
 * The idle watchdog: no data message within *idle_timeout*: run ``on_idle`` if there is one, else close
   with 1001 (:class:`~wsfast.IdleTimeout`).
 * Reconnecting (:class:`~wsfast.ReconnectPolicy`): exponential backoff with jitter; ``reconnect()``
-  forces one (its first attempt at once, the default policy if none was given); close()/disconnect()
+  (:meth:`Lifecycle.request_reconnect`) forces one (its first attempt at once, the default policy if none
+  was given), unless one is under way; close()/disconnect()
   stops; the attempt count starts again after a connection that lasted *stable_after* seconds; a refusal
   that will not change by itself gives up at once: :class:`~wsfast.InvalidURL`, a handshake refused with
   4xx (but 408, 425, 429: RFC 9110 §15.5.9, RFC 8470 §5.2, RFC 6585 §4) and a proxy refusing with 4xx
@@ -46,7 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .exceptions import (
     ConnectionClosedError,
@@ -80,6 +82,8 @@ ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (HandshakeError, OSError, Inva
 
 # Refusals that may go away by themselves: 408 Request Timeout, 425 Too Early, 429 Too Many Requests.
 _TRANSIENT_4XX = (408, 425, 429)
+
+W = TypeVar("W")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,6 +177,7 @@ class Lifecycle:
         self._failures = 0  # consecutive reconnections that did not last stable_after seconds
         self._attempt = 0
         self._immediately = False
+        self._requested = False  # reconnect() was called: the next lost() reconnects at once
         self._lost_at = 0.0
         self._lost_code = int(CloseCode.ABNORMAL_CLOSURE)
         self._lost_reason = ""
@@ -212,6 +217,15 @@ class Lifecycle:
             self._lost_at, wall, self._attempt, self._lost_code, self._lost_reason, connection_id
         )
 
+    def request_reconnect(self) -> bool:
+        """``reconnect()`` was called: when the connection's end comes, :meth:`lost` reconnects at once (the
+        default policy if none was given). ``False`` while a reconnection is under way: nothing to do.
+        The driver then starts the closing handshake."""
+        if self._retrying is not None:
+            return False
+        self._requested = True
+        return True
+
     def on_connect_failed(self, error: BaseException) -> bytes:
         """``on_connect`` raised: fail the connection (1011) and return the CLOSE to write. After the
         first connection no reconnection follows (``connect()`` raises *error*); after a reconnection
@@ -240,11 +254,13 @@ class Lifecycle:
             error: what ended it, when the driver knows better than the protocol (an ``OSError``);
                 otherwise what ``on_connect`` raised, or the protocol's :class:`~wsfast.ConnectionClosed`
                 (``None`` after a clean closing handshake).
-            forced: ``reconnect()`` asked for a new connection (at once; the default policy if none).
+            forced: ``reconnect()`` asked for a new connection (at once; the default policy if none), as
+                :meth:`request_reconnect` says too.
             stopped: ``close()``/``disconnect()`` was called: no reconnection.
             fatal: the driver found the client unusable (e.g. a receive queue overflow): no reconnection.
         """
         self._count(protocol)
+        forced, self._requested = forced or self._requested, False
         policy = self.policy or (ReconnectPolicy() if forced else None)
         first_failed = self._fresh and self._connect_error is not None  # connect() raised it
         retry = policy is not None and not stopped and not fatal and not first_failed
@@ -363,6 +379,14 @@ class Lifecycle:
         if rtt is not None:
             self.last_rtt = rtt
         return rtt
+
+    def pings_answered(self, answered: list[tuple[W, float]]) -> list[tuple[W, float]]:
+        """Note the ``ping()`` calls a PONG answered (:meth:`wsfast.pings.Pings.answered`: waiters and
+        round-trip times, in sending order) and return them: the last, the PING whose payload the PONG
+        carries, is the round trip ``stats().last_rtt`` reports, as for a keepalive PING."""
+        if answered:
+            self.last_rtt = answered[-1][1]
+        return answered
 
     def received(self, events: list[Any], now: float) -> bool:
         """Account the events of one read at *now*, before any callback runs (a slow callback must not
