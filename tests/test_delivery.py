@@ -80,6 +80,37 @@ class TestPause:
         assert reading.calls == ["pause", "resume"]
 
 
+class TestReplies:
+    def test_reading_pauses_until_the_server_reads_our_replies(self) -> None:
+        delivery, reading, _ = make(8)
+        delivery.replies_blocked()
+        delivery.replies_blocked()
+        assert reading.calls == ["pause"]
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "resume"]
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "resume"]
+
+    def test_the_queue_resumes_reading_only_once_the_replies_are_read(self) -> None:
+        delivery, reading, protocol = make(4)
+        delivery.put(range(4), protocol)
+        delivery.replies_blocked()
+        take_all(delivery)
+        assert not delivery.paused
+        assert reading.calls == ["pause", "pause"]  # the full queue, the replies: still paused
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "pause", "resume"]
+
+    def test_a_full_queue_keeps_reading_paused_after_the_replies_drain(self) -> None:
+        delivery, reading, protocol = make(4)
+        delivery.replies_blocked()
+        delivery.put(range(4), protocol)
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "pause"]
+        delivery.opened(None)  # a new connection reads
+        assert not delivery.replies_waiting
+
+
 class TestDropOldest:
     def test_keeps_the_newest_and_counts_the_rest(self) -> None:
         delivery, reading, protocol = make(3, OverflowPolicy.DROP_OLDEST)

@@ -31,6 +31,11 @@ A driver's use::
                          if message is FAILED: fail the connection now, raise its error
     at each connection:  delivery.opened(reconnected_marker_or_None)
 
+Reading also pauses while the server does not read our replies: a reply (a PONG, a CLOSE) written while
+the transport's write buffer is full stops reading what asks for more of them (a PING flood would grow the
+buffer without bound, as the threaded client's reader blocks in ``sendall``) until the buffer drains
+(:meth:`Delivery.replies_blocked`, :meth:`Delivery.replies_drained`).
+
 Reading is paused and resumed through the two callables given (as websockets' ``Assembler`` does), so
 that :meth:`Delivery.get` can raise a :class:`~wsfast.MessageDecodeError` at its place and still resume
 reading first. Not thread-safe: a threaded driver calls it under the lock that guards its queue.
@@ -93,6 +98,7 @@ class Delivery:
         error: the :class:`~wsfast.ConnectionClosedError` (1008) once the ``"error"`` policy failed the
             connection; the reader gets it after the messages queued before the overflow.
         failure_queued: a protocol error waits behind queued messages on the current connection.
+        replies_waiting: reading is paused until the server reads our replies.
     """
 
     def __init__(
@@ -113,12 +119,14 @@ class Delivery:
         self.dropped = 0
         self.error: ConnectionClosedError | None = None
         self.failure_queued = False
+        self.replies_waiting = False
 
     def opened(self, reconnected: Reconnected | None) -> None:
         """A connection opened, its reading not paused; *reconnected* (the marker of a reconnection,
         ``None`` for the first connection) is queued at the gap, before the new connection's messages."""
         self.paused = False
         self.failure_queued = False
+        self.replies_waiting = False
         if reconnected is not None:
             self.queue.append(reconnected)
 
@@ -182,7 +190,22 @@ class Delivery:
         """Resume reading if the ``"pause"`` policy stopped it (closing: the server's CLOSE must be read)."""
         if self.paused:
             self.paused = False
-            self._resume()
+            if not self.replies_waiting:
+                self._resume()
+
+    def replies_blocked(self) -> None:
+        """A reply was written and the transport's write buffer is full: pause reading until
+        :meth:`replies_drained`."""
+        if not self.replies_waiting:
+            self.replies_waiting = True
+            self._pause()
+
+    def replies_drained(self) -> None:
+        """The transport's write buffer drained: resume reading if only the replies paused it."""
+        if self.replies_waiting:
+            self.replies_waiting = False
+            if not self.paused and not self.failure_queued:
+                self._resume()
 
     def empty(
         self, protocol: ClientProtocol, *, reconnecting: bool, gave_up: BaseException | None = None
@@ -223,7 +246,8 @@ class Delivery:
         message = queue.popleft()
         if self.paused and len(queue) <= self.low_water:
             self.paused = False
-            self._resume()
+            if not self.replies_waiting:
+                self._resume()
         if type(message) is MessageDecodeError:
             raise message
         return message
