@@ -58,12 +58,12 @@ from ..health import (
     Stats,
 )
 from ..http11 import Response
-from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
+from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry, closing
 from ..options import ASYNCIO, get_option
 from ..pings import Pings
 from ..protocol import ClientProtocol, State
 from ..uri import WebSocketURL
-from ._connection import _Connection, _Phase
+from ._connection import _Connection
 from ._opening import open_transport
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
@@ -73,10 +73,6 @@ logger = logging.getLogger("wsfast")
 DEFAULT_USER_AGENT: str = get_option("user_agent").default  # defined once, in wsfast.options
 
 _LOOP_CLOSED = "the event loop that owned the connection is closed"
-
-# uvloop runs due timers before it polls the socket: a keepalive verdict reached by a timer that fired
-# late (the loop was busy) waits this long, so that what already arrived is read first.
-_LATE_TIMER = 0.05
 
 WebSocketHook = Callable[["WebSocket"], "Awaitable[None] | None"]
 
@@ -261,26 +257,20 @@ class WebSocket(Observable):
             resume_reading=self._resume_reading,
         )
         self._queue, self._put, self._get = self._delivery.queue, self._delivery.put, self._delivery.get
-        self._beat_timer: asyncio.TimerHandle | None = None
-        self._beat_due = 0.0
-        self._last_received_at = 0.0
-        self._last_message_at = 0.0
+        self._beat_due = 0.0  # when the keepalive timer is due
+        self._last_received_at = self._last_message_at = 0.0  # monotonic: the last read, the last message
         self._stopping = False  # close() was called: no reconnection
         self._reconnect_requested = False  # reconnect() was called
         self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
-        self._connection: _Connection | None = None
+        self._connection: _Connection | None = None  # the current one, with its timers and its end
         self._recv_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
-        self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: Pings[asyncio.Future[float]] = Pings()  # ping() calls waiting for their PONG
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
-        self._connection_closed = self._loop.create_future()  # the end of the current connection
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._failure_timer: asyncio.TimerHandle | None = None
         self.response: Response | None = None
         """The handshake response (status and headers)."""
         self.subprotocol: str | None = None
@@ -314,15 +304,13 @@ class WebSocket(Observable):
     # Opening
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
-        """Make *connection* (handshake done) the current one: a new protocol core, new timers."""
+        """Make *connection* (handshake done) the current one, with a new protocol core."""
         self._core = self._new_core(accepted.compression)
         self._connection = connection
-        self._connection_closed = self._loop.create_future()
-        self._close_timer = self._failure_timer = None
-        self._writing_paused = self._replies_paused_reading = False
+        self._writing_paused = False
         self.url = url
         self.response, self.subprotocol = accepted.response, accepted.subprotocol
-        self._last_received_at = now = time.monotonic()
+        self._last_received_at = now = _monotonic()
         marker = self._lifecycle.opened(
             self._core, now=now, wall=time.time(), connection_id=self.connection_id
         )
@@ -333,15 +321,7 @@ class WebSocket(Observable):
         deadline = self._lifecycle.deadline
         if deadline is not None:
             self._schedule_beat(deadline)
-        connection.phase = _Phase.OPEN
-        leftover = accepted.leftover + bytes(connection.pending)  # in arrival order
-        connection.pending.clear()
-        if leftover:
-            self._receive(memoryview(leftover))
-        if connection.eof:
-            connection.end()
-        if connection.lost.done():  # the server closed TCP before the connection opened
-            connection.report_closed()
+        connection.opened(accepted.leftover)
 
     async def _run_on_connect(self) -> None:
         """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine). If it
@@ -466,37 +446,31 @@ class WebSocket(Observable):
         reply = core.data_to_send()
         if reply:
             self._write(reply)
-            if self._writing_paused and not self._replies_paused_reading:
-                # The server does not read our replies (PONGs): stop reading what asks for more of them
-                # until it does, as the threaded client's event thread blocks in sendall. Otherwise a
-                # PING flood grows the write buffer without bound.
-                self._replies_paused_reading = True
-                self._pause_reading()
+            if self._writing_paused:
+                self._delivery.replies_blocked()  # until _resume_writing (wsfast.delivery)
         if events:
             self._dispatch(events)
         if core.failure_pending:
-            # Frames are processed strictly in order: the messages before the bad frame are handled
-            # first, so the application can still answer them. An inline callback already has; with a
-            # queue, the failure waits behind the queued messages (bounded by close_timeout).
+            # Frames are processed in order: the messages before the bad frame are handled first. An
+            # inline callback already has; with a queue, the failure waits behind the queued messages
+            # (bounded by close_timeout).
             if self._on_message is not None or not self._delivery.queue_failure():
                 self._fail_now()
-                return
-            if self._failure_timer is None and self._close_timeout is not None:
-                self._failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
-            self._wake_receiver()
-            return
-        if core.state is not State.OPEN:
+            else:
+                connection = self._connection
+                assert connection is not None
+                if connection.failure_timer is None and self._close_timeout is not None:
+                    connection.failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
+                self._wake_receiver()
+        elif core.state is not State.OPEN:
             self._closing()
 
     def _dispatch(self, events: list[Any]) -> None:
-        on_message = self._on_message
         # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                self._pong_received(event.payload)
-            elif kind is not Ping and kind is not Close:
-                self._last_message_at = self._last_received_at
+        read_at = self._last_received_at
+        if self._lifecycle.received(events, read_at):
+            self._last_message_at = read_at
+        on_message = self._on_message
         messages = []
         for event in events:
             kind = type(event)
@@ -504,6 +478,11 @@ class WebSocket(Observable):
                 if self._on_ping is not None:
                     self._call(self._on_ping, event.payload)
             elif kind is Pong:
+                # The ping() calls it answers: its PING and every earlier one (wsfast.pings).
+                for future, rtt in self._pings.answered(event.payload, read_at):
+                    self.latency = self._lifecycle.last_rtt = rtt  # the last: the PING with its payload
+                    if not future.done():
+                        future.set_result(rtt)
                 if self._on_pong is not None:
                     self._call(self._on_pong, event.payload)
             elif kind is Close:
@@ -521,46 +500,41 @@ class WebSocket(Observable):
 
     def _fail_now(self) -> None:
         """Fail the connection for the protocol error found earlier (RFC 6455 §7.1.7)."""
-        if self._failure_timer is not None:
-            self._failure_timer.cancel()
-            self._failure_timer = None
+        connection = self._connection
+        assert connection is not None
+        if connection.failure_timer is not None:
+            connection.failure_timer.cancel()
+            connection.failure_timer = None
         self._core.finish_receive()
-        transport = self._transport
-        if self._delivery.release_failure() and transport is not None:
+        if self._delivery.release_failure():
             # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
-            transport.resume_reading()
+            self._resume_reading()
         self._closing()
 
     def _closing(self) -> None:
-        """The connection left OPEN: send what the core has to send (the CLOSE), then fail the
-        connection, or bound the wait for the server to close TCP."""
-        core = self._core
-        reply = core.data_to_send()
-        if reply:
-            self._write(reply)
-        transport = self._transport
-        if core.failed and transport is not None and not transport.is_closing():
-            # RFC 6455 §7.1.7: after the failing CLOSE, stop sending at once. A half-close (not a full
-            # close, which turns into a RST while the server still streams and can destroy our CLOSE
-            # before it is read) lets the server see the close code; then it closes TCP.
+        """The connection left OPEN: do what :func:`wsfast.lifecycle.closing` says (write the CLOSE,
+        half-close after a failure, bound the wait for the server's TCP close)."""
+        action = closing(self._core)
+        if action.data:
+            self._write(action.data)
+        connection = self._connection
+        assert connection is not None
+        transport = connection.transport
+        if action.half_close and transport is not None and not transport.is_closing():
             if transport.can_write_eof():
                 transport.write_eof()
             else:
                 transport.close()
-        if (core.failed or core.handshake_complete) and self._close_timer is None:
-            # RFC 6455 §7.1.1: the server closes TCP first; if it does not in time, we do.
-            self._close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
+        if action.await_close and connection.close_timer is None:
+            connection.close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
         self._wake_receiver()
 
     def _pause_reading(self) -> None:
-        transport = self._transport
-        if transport is not None:
+        if (transport := self._transport) is not None:
             transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        transport = self._transport
-        # While the server does not read our replies, reading stays paused (_resume_writing resumes).
-        if transport is not None and not self._replies_paused_reading:
+        if (transport := self._transport) is not None:
             transport.resume_reading()
 
     def _call(self, function: Callable[[Any], Any], argument: Any) -> Any:
@@ -583,22 +557,16 @@ class WebSocket(Observable):
         if connection is not self._connection:
             return
         core = self._core
-        for timer in (self._close_timer, self._beat_timer, self._failure_timer):
-            if timer is not None:
-                timer.cancel()
-        self._close_timer = self._beat_timer = self._failure_timer = None
         core.receive_eof()
         for future in self._pings.closed():
             if not future.done():
                 future.set_exception(core.closed_exception())
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
-        if not self._connection_closed.done():
-            self._connection_closed.set_result(None)
         forced, self._reconnect_requested = self._reconnect_requested, False
         info, decision = self._lifecycle.lost(
             core,
-            now=time.monotonic(),
+            now=_monotonic(),
             wall=time.time(),
             forced=forced,
             stopped=self._stopping,
@@ -656,13 +624,15 @@ class WebSocket(Observable):
 
     async def _await_end(self) -> None:
         """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
-        connection, closed = self._connection, self._connection_closed
-        if not closed.done():
+        connection = self._connection
+        assert connection is not None
+        ended = connection.ended
+        if not ended.done():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
-            if not closed.done() and self._connection is connection:
+                await asyncio.wait_for(asyncio.shield(ended), self._close_timeout)
+            if not ended.done():
                 self._abort()
-                await asyncio.shield(closed)
+                await asyncio.shield(ended)
 
     async def _close_and_wait(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2) and wait for the end of the connection."""
@@ -680,20 +650,18 @@ class WebSocket(Observable):
     # Keepalive and the idle watchdog (decisions in wsfast.lifecycle.Lifecycle; this layer owns time)
 
     def _schedule_beat(self, when: float) -> None:
+        connection = self._connection
+        assert connection is not None
         self._beat_due = when
-        self._beat_timer = self._loop.call_later(max(0.0, when - time.monotonic()), self._beat)
+        connection.beat_timer = self._loop.call_later(max(0.0, when - _monotonic()), self._beat)
 
     def _beat(self) -> None:
-        self._beat_timer = None
         lifecycle = self._lifecycle
-        if lifecycle.deadline is None:
-            return  # the connection is no longer open
-        now = time.monotonic()
-        if now - self._beat_due > _LATE_TIMER and lifecycle.overdue(now):
-            # The loop was busy: let it read what arrived meanwhile before any verdict.
-            self._schedule_beat(now + _LATE_TIMER)
+        now = _monotonic()
+        verdict = lifecycle.beat(now, self._last_message_at, late=now - self._beat_due)
+        if verdict.again:  # the loop was busy: it reads what arrived meanwhile first
+            self._schedule_beat(now + verdict.again)
             return
-        verdict = lifecycle.beat(now, self._last_message_at)
         if verdict.data:
             self._write(verdict.data)
         if verdict.ended:
@@ -714,22 +682,12 @@ class WebSocket(Observable):
         """Counters over every connection of this WebSocket (messages, bytes, frames, pings,
         round-trip time, reconnects, drops, queue depth...)."""
         return self._lifecycle.stats(
-            now=time.monotonic(),
+            now=_monotonic(),
             wall=time.time(),
             last_message_at=self._last_message_at,
             dropped=self._delivery.dropped,
             queue_depth=len(self._queue),
         )
-
-    def _pong_received(self, payload: bytes) -> None:
-        if self._lifecycle.pong_received(payload, self._last_received_at) is not None:
-            return  # it answered the keepalive PING
-        answered = self._pings.answered(payload, time.perf_counter())  # its PING and every earlier one
-        if answered:
-            self.latency = self._lifecycle.last_rtt = answered[-1][1]  # the PING with its payload
-        for future, rtt in answered:
-            if not future.done():
-                future.set_result(rtt)
 
     # Receiving
 
@@ -831,10 +789,7 @@ class WebSocket(Observable):
 
     def _resume_writing(self) -> None:
         self._writing_paused = False
-        if self._replies_paused_reading:
-            self._replies_paused_reading = False
-            if not self._delivery.paused and not self._delivery.failure_queued:
-                self._resume_reading()
+        self._delivery.replies_drained()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -948,7 +903,7 @@ class WebSocket(Observable):
         data = self._pings.payload(payload)
         frame = self._core.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings.sent(data, future, time.perf_counter())  # uvloop's loop.time() ticks in ms
+        self._pings.sent(data, future, _monotonic())  # the clock of _last_received_at (not loop.time())
         self._write(frame)
         return await future
 
