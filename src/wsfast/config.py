@@ -40,11 +40,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from . import _impl
-from .deflate import Deflate
+from .deflate import Deflate, Negotiated
 from .exceptions import OptionError
 from .handshake import to_deflate
 from .health import Heartbeat, ReconnectPolicy, to_reconnect_policy
+from .lifecycle import Lifecycle
 from .options import CLIENT_NAMES, REQUIRED, THREADED, authorization, check_names, client_options, mask
+from .protocol import ClientProtocol
 from .uri import WebSocketURL, parse_url
 
 __all__ = ["Config", "checks_options", "codec_twin"]
@@ -157,6 +159,29 @@ class Config:
             KeyError: *client* does not take *name*.
         """
         return self.values[name]
+
+    def protocol(self, compression: Negotiated | None = None) -> ClientProtocol:
+        """A new protocol core for one connection with these options; *compression*: the
+        permessage-deflate parameters the server accepted (RFC 7692), if any."""
+        return ClientProtocol(
+            max_message_size=self["max_message_size"],
+            auto_pong=self["on_ping"] is None,  # else on_ping answers (RFC 6455 §5.5.2)
+            text_as_bytes=self["text_as_bytes"],
+            loads=self["loads"],
+            compression=compression,
+            codec=self.codec,
+        )
+
+    def lifecycle(self) -> Lifecycle:
+        """The :class:`~wsfast.lifecycle.Lifecycle` of a client with these options (keepalive, idle
+        watchdog, reconnecting)."""
+        return Lifecycle(
+            ping_interval=self["ping_interval"],
+            ping_timeout=self["ping_timeout"],
+            idle_timeout=self["idle_timeout"],
+            on_idle=self["on_idle"] is not None,
+            reconnect=self.reconnect,
+        )
 
     def tls_context(self, host: str = "") -> ssl_module.SSLContext:
         """The TLS context for ``wss://`` connections (and redirects to them), built on first use and

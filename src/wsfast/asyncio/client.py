@@ -37,7 +37,7 @@ from .._monitor import Monitor, Observable, Subscriber, next_connection_id
 from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
-from ..deflate import Deflate, Negotiated
+from ..deflate import Deflate
 from ..delivery import AWAIT_CLOSE, FAILED, Delivery, OverflowPolicy
 from ..exceptions import (
     ConcurrencyError,
@@ -58,10 +58,10 @@ from ..health import (
     Stats,
 )
 from ..http11 import Response
-from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry, closing
+from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Retry, closing
 from ..options import ASYNCIO, get_option
 from ..pings import Pings
-from ..protocol import ClientProtocol, State
+from ..protocol import State
 from ..uri import WebSocketURL
 from ._connection import _Connection
 from ._opening import open_transport
@@ -239,15 +239,8 @@ class WebSocket(Observable):
         self._on_ping = config["on_ping"]
         self._on_pong = config["on_pong"]
         self._close_timeout: float | None = config["close_timeout"]
-        self._core = self._new_core(None)
-        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
-        self._lifecycle = Lifecycle(
-            ping_interval=config["ping_interval"],
-            ping_timeout=config["ping_timeout"],
-            idle_timeout=config["idle_timeout"],
-            on_idle=config["on_idle"] is not None,
-            reconnect=config.reconnect,
-        )
+        self._core = config.protocol()
+        self._lifecycle = config.lifecycle()  # keepalive, reconnecting, stats over every connection
         # The receive queue's policy (wsfast.delivery); its deque and bound methods are kept for the hot
         # paths (an attribute lookup less per message).
         self._delivery = Delivery(
@@ -290,22 +283,11 @@ class WebSocket(Observable):
         if self._connection is not None:
             self._connection.events = events
 
-    def _new_core(self, compression: Negotiated | None) -> ClientProtocol:
-        config = self._config
-        return ClientProtocol(
-            max_message_size=config["max_message_size"],
-            auto_pong=self._on_ping is None,
-            text_as_bytes=config["text_as_bytes"],
-            loads=config["loads"],
-            compression=compression,
-            codec=config.codec,
-        )
-
     # Opening
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
         """Make *connection* (handshake done) the current one, with a new protocol core."""
-        self._core = self._new_core(accepted.compression)
+        self._core = self._config.protocol(accepted.compression)
         self._connection = connection
         self._writing_paused = False
         self.url = url
