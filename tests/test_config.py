@@ -290,10 +290,12 @@ class TestRoutes:
     def test_sock_is_stored(self, client: str) -> None:
         left, right = socket.socketpair()
         with left, right:
-            instance = build(client, sock=left)
-            assert instance._config["sock"] is left
-            given = instance._given_sock if client == THREADED else instance._sock
-            assert given is left
+            config = build(client, sock=left)._config
+            assert config["sock"] is left
+            assert config.with_headers({"X-Trace": "1"}).take_sock() is left  # copies share it
+            with pytest.raises(wsfast.OpeningError, match="served the first connection"):
+                config.take_sock()  # one connection only: a second connect(), reconnect()
+            assert build(client)._config.take_sock() is None
 
     def test_at_most_one_first_hop(self, client: str) -> None:
         left, right = socket.socketpair()

@@ -160,6 +160,14 @@ class TestKeepalive:
         assert lifecycle.stats(now=11.0, wall=1011.0, last_message_at=0.0).last_rtt == pytest.approx(0.25)
         assert lifecycle.beat(16.0, 0.0) == Verdict()
 
+    def test_a_user_ping_answered_gives_the_round_trip_time(self) -> None:
+        lifecycle = Lifecycle(ping_interval=None)
+        assert lifecycle.pings_answered([]) == []
+        assert lifecycle.last_rtt is None
+        answered = [("earlier", 0.5), ("its own", 0.25)]
+        assert lifecycle.pings_answered(answered) is answered
+        assert lifecycle.stats(now=1.0, wall=1001.0, last_message_at=0.0).last_rtt == 0.25
+
     def test_received_accounts_pongs_and_says_whether_a_message_came(self) -> None:
         lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
         protocol = opened(lifecycle)

@@ -22,8 +22,8 @@ import pytest
 import wsfast
 from servers import RawConnection, RawServer, redirect_response, server_frame
 from wsfast import ConnectionClosedError, InvalidStatus, InvalidURL
-from wsfast._opening_io import make_ssl_context
 from wsfast.client import WebSocketClient
+from wsfast.config import make_ssl_context
 from wsfast.http11 import MAX_BODY_SIZE, MAX_HEAD_SIZE, MAX_HEADERS
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 2**20

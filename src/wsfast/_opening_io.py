@@ -1,6 +1,6 @@
-"""What the two opening executors share (:mod:`wsfast._opening_sync`, :mod:`wsfast.asyncio._opening`): the TLS
-contexts, the answer each action gets, the errors that name the hop, and the socket events of the notes of
-:class:`~wsfast.opening.Opening`.
+"""What the two opening executors share (:mod:`wsfast._opening_sync`, :mod:`wsfast.asyncio._opening`): the
+Opening of a connection, the answer each action gets, the errors that name the hop, and the socket events of
+the notes of :class:`~wsfast.opening.Opening`.
 
 Not part of the sans-I/O core: it knows ``ssl`` and the clock.
 """
@@ -34,41 +34,16 @@ if TYPE_CHECKING:
     from ._monitor import Monitor
     from .config import Config
 
-__all__ = ["Reporter", "answer", "make_ssl_context", "new_opening", "opening_error", "tls_contexts"]
+__all__ = ["Reporter", "answer", "new_opening", "opening_error"]
 
 
-def make_ssl_context(ssl: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext:
-    """The TLS context for ``wss://`` or an ``https://`` proxy: verification ON unless ``False`` is given."""
-    if isinstance(ssl, ssl_module.SSLContext):
-        return ssl
-    context = ssl_module.create_default_context()
-    if ssl is False:
-        context.check_hostname = False
-        context.verify_mode = ssl_module.CERT_NONE
-    return context
-
-
-def tls_contexts(
-    ssl: ssl_module.SSLContext | bool | None, proxy_ssl: ssl_module.SSLContext | bool | None
-) -> Any:
-    """``tls_context(hop)`` for :class:`~wsfast.opening.Opening`: *ssl* for the server, *proxy_ssl* for an
-    ``https://`` proxy; each context is made once, when first needed."""
-    made: dict[str, ssl_module.SSLContext] = {}
-
-    def tls_context(hop: str) -> ssl_module.SSLContext:
-        if hop not in made:
-            made[hop] = make_ssl_context(proxy_ssl if hop == "proxy" else ssl)
-        return made[hop]
-
-    return tls_context
-
-
-def new_opening(config: Config, report: Reporter, *, sock_given: bool) -> Opening:
+def new_opening(config: Config, report: Reporter, *, sock_given: bool | None = None) -> Opening:
     """The :class:`~wsfast.opening.Opening` of one connection of the client configured by *config*
-    (proxies from the environment are read now: ``proxy=True``)."""
+    (proxies from the environment are read now: ``proxy=True``). *sock_given* defaults to whether *config*
+    has a *sock*: the opening then starts on it (:meth:`~wsfast.config.Config.take_sock`)."""
     return Opening(
         config.url,
-        tls_context=tls_contexts(config["ssl"], config["proxy_ssl"]),
+        tls_context=config.hop_tls_context,
         headers=config.headers,
         subprotocols=config["subprotocols"],
         origin=config["origin"],
@@ -78,7 +53,7 @@ def new_opening(config: Config, report: Reporter, *, sock_given: bool) -> Openin
         proxy=config["proxy"],
         environ=os.environ,
         unix_socket=config["unix_socket"],
-        sock_given=sock_given,
+        sock_given=config["sock"] is not None if sock_given is None else sock_given,
         max_redirects=config["max_redirects"],
         server_hostname=config["server_hostname"],
         report=report,

@@ -282,15 +282,14 @@ class _Executor:
             self.given = None
 
 
-def open_connection(
-    config: Config, events: Monitor | None, *, sock: socket.socket | None = None
-) -> tuple[socket.socket, Accepted, WebSocketURL]:
+def open_connection(config: Config, events: Monitor | None) -> tuple[socket.socket, Accepted, WebSocketURL]:
     """Open a connection of the client *config* describes: execute its :class:`~wsfast.opening.Opening`'s
     actions with blocking sockets until the upgrade is accepted; return the socket, what the server
     accepted, and the URL it was accepted at (after redirects).
 
     The option *connect_timeout* bounds each TCP connection attempt and TLS handshake, *open_timeout*
-    everything together; *sock* is the user's connected socket (``sock=``); *events* gets the socket
+    everything together; the *sock* option's socket serves the first connection only
+    (:meth:`~wsfast.config.Config.take_sock`); *events* gets the socket
     events (``None``: nothing observes the client). The socket returned is blocking, with no timeout: the
     caller sets its own. For ``wss://`` through an ``https://`` proxy it is a :class:`TLSOverTLS`, which
     has the socket methods the client uses.
@@ -298,7 +297,8 @@ def open_connection(
     Raises:
         OpenTimeout: *open_timeout* expired (``hop`` and ``stage`` say during what).
         TLSError: a TLS handshake failed (``hop``: ``"proxy"`` or ``"server"``).
-        OpeningError: a connection, a lookup, a read or a write failed; the ``OSError`` is its ``__cause__``.
+        OpeningError: a connection, a lookup, a read or a write failed (the ``OSError`` is its
+            ``__cause__``), or the socket given with *sock* served a connection already.
         ProxyError: the proxy refused, or broke its protocol.
         HandshakeError: the server refused the upgrade, or redirected too often (:class:`TooManyRedirects`).
         InvalidURL: a redirect that cannot be followed.
@@ -306,10 +306,10 @@ def open_connection(
     reporter = Reporter(events)
     open_timeout = config["open_timeout"]
     deadline = None if open_timeout is None else time.monotonic() + open_timeout
-    executor = _Executor(reporter, deadline, config.connect_timeout, sock)
+    executor = _Executor(reporter, deadline, config.connect_timeout, config.take_sock())
     action: Action | None = None
     try:
-        opening = new_opening(config, reporter, sock_given=sock is not None)
+        opening = new_opening(config, reporter)
         action = opening.start()
         while not isinstance(action, Open):
             try:

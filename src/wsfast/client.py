@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import logging
 import os
 import socket
@@ -27,7 +26,7 @@ from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
-from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError, OpeningError
+from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError
 from .frames import Close, CloseCode, Ping, Pong
 from .handshake import Accepted
 from .health import (
@@ -40,7 +39,7 @@ from .health import (
 )
 from .http11 import Response
 from .lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
-from .options import THREADED, get_option, normalise_headers
+from .options import THREADED, get_option
 from .pings import Pings
 from .protocol import ClientProtocol, FrameAction, State
 
@@ -149,7 +148,6 @@ class WebSocketClient(Observable):
         self._on_idle, self._on_connect, self._on_disconnect = on_idle, on_connect, on_disconnect
         self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
         self._close_timeout = close_timeout
-        self._given_sock = sock  # for the first connection (self._sock is the current connection's)
         self._pings: Pings[concurrent.futures.Future[float]] = Pings()  # ping() calls waiting for a PONG
         self._ping_lock = threading.Lock()
         self._connect_lock = threading.Lock()
@@ -284,9 +282,7 @@ class WebSocketClient(Observable):
         with self._connect_lock:
             if self._thread is not None and self._thread.is_alive():
                 self._disconnect(CloseCode.GOING_AWAY, "", self._close_timeout)
-            # This connection's configuration, and its reconnections': the constructor's plus *headers*.
-            extra = tuple(normalise_headers(headers))
-            config = dataclasses.replace(self._config, headers=self._config.headers + extra)
+            config = self._config.with_headers(headers)  # for this connection and its reconnections
             sock, accepted = self._open(config)
             self._connect_config = config
             self._stop = stop = threading.Event()
@@ -315,13 +311,7 @@ class WebSocketClient(Observable):
         self._connection_id = next_connection_id()  # process-wide, shared by both clients
         if (events := self._events) is not None:
             events.connection_id = self._connection_id
-        given, self._given_sock = self._given_sock, None  # a socket given with sock= serves one connection
-        if given is None and self._config["sock"] is not None:
-            raise OpeningError(
-                "the socket given with sock= served the first connection and cannot be reconnected; "
-                "give a URL (or unix_socket=) that wsfast can connect to again"
-            )
-        sock, accepted, url = open_connection(config, self._events, sock=given)
+        sock, accepted, url = open_connection(config, self._events)
         if url != self._url:
             self._log(logging.INFO, "redirected from %s to %s", self._url, url)
         sock.settimeout(self._config["timeout"])
@@ -602,7 +592,9 @@ class WebSocketClient(Observable):
         elif isinstance(event, Pong):
             if self._pings:
                 with self._ping_lock:  # the time it was read, whatever callbacks ran since
-                    answered = self._pings.answered(event.payload, self._last_received_at)
+                    answered = self._lifecycle.pings_answered(
+                        self._pings.answered(event.payload, self._last_received_at)
+                    )
                 for waiter, rtt in answered:
                     waiter.set_result(rtt)
             if self._on_pong is not None:

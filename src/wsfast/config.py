@@ -14,7 +14,9 @@ to :meth:`Config.build`, which
 * computes the derived values once: the parsed URL, the headers as a tuple, the ``Authorization``
   value, the permessage-deflate offer (RFC 7692), the :class:`~wsfast.ReconnectPolicy`, the codec twin
   (the module :class:`~wsfast.protocol.ClientProtocol` takes as ``codec=``), and, lazily and cached, the
-  TLS contexts for ``wss://`` and for an ``https://`` proxy.
+  TLS contexts for ``wss://`` and for an ``https://`` proxy (:func:`make_ssl_context`);
+* knows that a socket given with ``sock`` serves one connection: :meth:`Config.take_sock` hands it to the
+  first opening and refuses every later one, for every front-end.
 
 :func:`checks_options` wraps a constructor so that an unknown keyword argument is an
 :class:`~wsfast.OptionError` with a "did you mean" instead of Python's bare ``TypeError``.
@@ -41,19 +43,32 @@ from typing import Any, TypeVar, cast
 
 from . import _impl
 from .deflate import Deflate, Negotiated
-from .exceptions import OptionError
+from .exceptions import OpeningError, OptionError
 from .handshake import to_deflate
 from .health import Heartbeat, ReconnectPolicy, to_reconnect_policy
 from .lifecycle import Lifecycle
-from .options import CLIENT_NAMES, REQUIRED, THREADED, authorization, check_names, client_options, mask
+from .options import (
+    CLIENT_NAMES,
+    REQUIRED,
+    THREADED,
+    authorization,
+    check_names,
+    client_options,
+    mask,
+    normalise_headers,
+)
 from .protocol import ClientProtocol
 from .uri import WebSocketURL, parse_url
 
-__all__ = ["Config", "checks_options", "codec_twin"]
+__all__ = ["Config", "checks_options", "codec_twin", "make_ssl_context"]
 
 _Init = TypeVar("_Init", bound=Callable[..., None])
 
 SSL_WITH_WS = "ssl= applies to wss:// URLs; use a wss:// URL or leave ssl unset"
+SOCK_USED = (
+    "the socket given with sock= served the first connection and cannot be reconnected; "
+    "give a URL (or unix_socket=) that wsfast can connect to again"
+)
 
 
 def codec_twin(implementation: str | None) -> tuple[str, types.ModuleType]:
@@ -110,10 +125,11 @@ class Config:
     implementation: str
     codec: types.ModuleType
     connect_timeout: float | None
-    _contexts: dict[str, ssl_module.SSLContext] = dataclasses.field(
-        default_factory=dict, init=False, repr=False
-    )
-    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, init=False, repr=False)
+    # State every copy (with_headers) shares: the TLS contexts built, and the socket given with sock= until
+    # the first opening takes it.
+    _contexts: dict[str, ssl_module.SSLContext] = dataclasses.field(default_factory=dict, repr=False)
+    _lock: threading.Lock = dataclasses.field(default_factory=threading.Lock, repr=False)
+    _given: list[Any] = dataclasses.field(default_factory=list, repr=False)
 
     @classmethod
     def build(cls, client: str, arguments: Mapping[str, Any]) -> Config:
@@ -150,6 +166,7 @@ class Config:
             implementation=implementation,
             codec=twin,
             connect_timeout=connect_timeout if connect_timeout is not None else values["open_timeout"],
+            _given=[values["sock"]] if values["sock"] is not None else [],
         )
 
     def __getitem__(self, name: str) -> Any:
@@ -183,11 +200,42 @@ class Config:
             reconnect=self.reconnect,
         )
 
+    def with_headers(self, headers: Any) -> Config:
+        """This configuration with *headers* (a mapping or ``(name, value)`` pairs, checked as the *headers*
+        option) sent after its own: ``connect(headers=...)``. The copy shares the TLS contexts and the
+        socket given with *sock*.
+
+        Raises:
+            OptionError: a header name that is not a token, or a value with CR, LF or NUL.
+        """
+        extra = tuple(normalise_headers(headers))
+        return dataclasses.replace(self, headers=self.headers + extra) if extra else self
+
+    def take_sock(self) -> Any:
+        """The socket given with *sock* for the opening of a connection (``None``: none was given). It
+        serves one connection, the client's first: the opening that takes it owns it.
+
+        Raises:
+            OpeningError: the socket given with *sock* served a connection already (a second ``connect()``,
+                ``reconnect()``): no other connection can be opened.
+        """
+        if self.values["sock"] is None:
+            return None
+        with self._lock:
+            if not self._given:
+                raise OpeningError(SOCK_USED)
+            return self._given.pop()
+
     def tls_context(self, host: str = "") -> ssl_module.SSLContext:
         """The TLS context for ``wss://`` connections (and redirects to them), built on first use and
         cached: the *ssl* option's context, or a verified one (system CAs), unverified for ``ssl=False``.
-        *host* is accepted for the opening's ``tls_context`` callable; every host shares one context."""
+        Every *host* shares one context."""
         return self._context("server", self.values["ssl"])
+
+    def hop_tls_context(self, hop: str) -> ssl_module.SSLContext:
+        """``tls_context(hop)`` for :class:`~wsfast.opening.Opening`: :meth:`proxy_tls_context` for
+        ``"proxy"``, :meth:`tls_context` for ``"server"``."""
+        return self.proxy_tls_context() if hop == "proxy" else self.tls_context()
 
     def proxy_tls_context(self, host: str = "") -> ssl_module.SSLContext:
         """The TLS context for an ``https://`` proxy, built on first use and cached: the *proxy_ssl*
@@ -213,13 +261,13 @@ class Config:
             with self._lock:
                 context = self._contexts.get(key)
                 if context is None:
-                    context = self._contexts[key] = _make_context(setting)
+                    context = self._contexts[key] = make_ssl_context(setting)
         return context
 
 
-def _make_context(setting: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext:
-    """An SSLContext as *setting* asks: the context itself, or the default one (verification on) unless
-    *setting* is ``False``."""
+def make_ssl_context(setting: ssl_module.SSLContext | bool | None) -> ssl_module.SSLContext:
+    """The TLS context *setting* (the *ssl* or *proxy_ssl* option) asks for: the context itself, or the
+    default one (system CAs, certificate and host name verified) unless *setting* is ``False``."""
     if isinstance(setting, ssl_module.SSLContext):
         return setting
     context = ssl_module.create_default_context()

@@ -13,6 +13,7 @@ A driver's loop::
                             write verdict.data; abort TCP if verdict.abort; run on_idle if verdict.on_idle
     for each PONG:          lifecycle.pong_received(payload, now)
                             (or, for every event read: received(events, now), before any callback)
+                            settle lifecycle.pings_answered(pings.answered(payload, now))   (ping())
     when TCP ended:         info, decision = lifecycle.lost(protocol, now=..., wall=..., ...)
                             on_disconnect(info)
     while decision is a Retry:
@@ -46,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from .exceptions import (
     ConnectionClosedError,
@@ -84,6 +85,8 @@ event loop that was busy (uvloop runs due timers before it polls the socket) rea
 
 # Refusals that may go away by themselves: 408 Request Timeout, 425 Too Early, 429 Too Many Requests.
 _TRANSIENT_4XX = (408, 425, 429)
+
+W = TypeVar("W")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -399,6 +402,14 @@ class Lifecycle:
         if rtt is not None:
             self.last_rtt = rtt
         return rtt
+
+    def pings_answered(self, answered: list[tuple[W, float]]) -> list[tuple[W, float]]:
+        """Note the ``ping()`` calls a PONG answered (:meth:`wsfast.pings.Pings.answered`: waiters and
+        round-trip times, in sending order) and return them: the last, the PING whose payload the PONG
+        carries, is the round trip ``stats().last_rtt`` reports, as for a keepalive PING."""
+        if answered:
+            self.last_rtt = answered[-1][1]
+        return answered
 
     def received(self, events: list[Any], now: float) -> bool:
         """Account the events of one read at *now*, before any callback runs (a slow callback must not

@@ -93,6 +93,7 @@ def test_ping_returns_the_round_trip_time(client: Client, ws_server: WebsocketsS
     rtt = client.ping()
     assert isinstance(rtt, float)
     assert 0 < rtt < WAIT
+    assert client.stats().last_rtt == rtt  # the last measured round trip, on both clients
 
 
 @pytest.mark.frontends("threaded")
