@@ -45,7 +45,6 @@ from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     MessageDecodeError,
-    OpeningError,
 )
 from ..frames import Close, CloseCode, Ping, Pong
 from ..handshake import Accepted
@@ -164,8 +163,6 @@ class connect:
     ) -> None:
         # Every option checked against wsfast.options.OPTIONS, derived values computed once.
         self._config = Config.build(ASYNCIO, locals())
-        self._sock = sock  # a socket given with sock= serves the first connection only
-        self._sock_used = sock is not None
         self._ws: WebSocket | None = None
         self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
 
@@ -205,14 +202,9 @@ class connect:
         ws._events = events = self._events
         if events is not None:
             events.connection_id = connection_id
-        if self._sock is None and self._sock_used:
-            raise OpeningError(
-                "the socket given with sock= served the first connection and cannot be reconnected; "
-                "give a URL (or unix_socket=) that wsfast can connect to again"
-            )
+        given = self._config.take_sock()  # OpeningError once the sock= socket served a connection
         reporter = Reporter(events)
-        opening = new_opening(self._config, reporter, sock_given=self._sock is not None)
-        given, self._sock = self._sock, None
+        opening = new_opening(self._config, reporter)
         connection, accepted, url = await open_transport(
             opening, reporter, lambda: _Connection(ws), open_timeout=self._config["open_timeout"], sock=given
         )
@@ -317,9 +309,7 @@ class WebSocket(Observable):
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            reply = self._lifecycle.on_connect_failed(exc)
-            if reply:
-                self._write(reply)
+            self._write(self._lifecycle.on_connect_failed(exc))  # the CLOSE (1011)
             self._closing()
             raise
 
@@ -436,7 +426,7 @@ class WebSocket(Observable):
             # Frames are processed in order: the messages before the bad frame are handled first. An
             # inline callback already has; with a queue, the failure waits behind the queued messages
             # (bounded by close_timeout).
-            if self._on_message is not None or not self._delivery.queue_failure():
+            if not self._delivery.queue_failure():  # nothing queued (always so with on_message)
                 self._fail_now()
             else:
                 connection = self._connection
@@ -461,8 +451,9 @@ class WebSocket(Observable):
                     self._call(self._on_ping, event.payload)
             elif kind is Pong:
                 # The ping() calls it answers: its PING and every earlier one (wsfast.pings).
-                for future, rtt in self._pings.answered(event.payload, read_at):
-                    self.latency = self._lifecycle.last_rtt = rtt  # the last: the PING with its payload
+                answered = self._pings.answered(event.payload, read_at)
+                for future, rtt in self._lifecycle.pings_answered(answered):
+                    self.latency = rtt  # the last: the PING with its payload
                     if not future.done():
                         future.set_result(rtt)
                 if self._on_pong is not None:
