@@ -246,7 +246,6 @@ class WebSocket(Observable):
         self._last_received_at = self._last_message_at = 0.0  # monotonic: the last read, the last message
         self._stopping = False  # close() was called: no reconnection
         self._reconnect_requested = False  # reconnect() was called
-        self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
@@ -574,7 +573,6 @@ class WebSocket(Observable):
                     outcome = self._lifecycle.attempt_failed(exc)
                     if isinstance(outcome, GiveUp):
                         logger.error("giving up reconnecting after %d attempts", decision.attempt)
-                        self._gave_up = outcome.error
                         break
                     decision = outcome
                 else:
@@ -669,17 +667,13 @@ class WebSocket(Observable):
 
         Raises:
             ConnectionClosedOK: the connection closed normally and every message was read.
-            ConnectionClosedError: it closed abnormally (the error has code, reason, close_received).
-            MessageDecodeError: *loads* failed on this message (its bytes are in ``.payload``); the
-                connection stays usable.
-            TimeoutError: no message within *timeout* seconds (the connection stays usable).
-            ConcurrencyError: another ``recv()`` (or ``async for``) is already waiting for the next
-                message: one reader at a time (a second waiter could never be served in order); or
-                the call comes from another thread or event loop than the connection's.
+            ConnectionClosedError: it closed abnormally (code, reason, close_received), or
+                ``overflow="error"`` failed it (1008: after the messages queued before the overflow).
+            MessageDecodeError: *loads* rejected this message (bytes in ``.payload``); read on.
+            TimeoutError: no message within *timeout* seconds; read on.
+            ConcurrencyError: another ``recv()`` (or ``async for``) is waiting: one reader at a time;
+                or the call comes from another thread or event loop.
             RuntimeError: the connection was opened with *on_message*, which receives every message.
-
-        With ``overflow="error"``, the messages queued before the overflow are returned first; the
-        :class:`~wsfast.ConnectionClosedError` (1008) is raised after them.
         """
         if _get_ident() != self._thread_id:
             raise self._misuse("recv")
@@ -699,11 +693,8 @@ class WebSocket(Observable):
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            reconnecting = self._may_reconnect()
-            if (
-                self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=self._gave_up)
-                is AWAIT_CLOSE
-            ):
+            reconnecting, gave_up = self._may_reconnect(), self._lifecycle.gave_up
+            if self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=gave_up) is AWAIT_CLOSE:
                 await self._await_end()
                 continue
             if self._recv_waiter is not None:
@@ -822,13 +813,12 @@ class WebSocket(Observable):
         self._write(self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data))
 
     def send_threadsafe(self, data: str | BytesLike) -> concurrent.futures.Future[None]:
-        """Send a message from any thread; the only method that may be called outside the owning loop.
+        """Send a message from any thread (the only method that may be called outside the owning loop).
 
-        Returns a :class:`concurrent.futures.Future`: its result is ``None`` once the frame is written
-        (after the socket buffer drained, if it was full), or it holds the error:
-        :class:`~wsfast.ConnectionClosed` when the connection is closed, ended while waiting, or its
-        event loop is closed. Wait with ``future.result(timeout)``, or ignore it (fire and forget):
-        nothing is logged either way.
+        Returns a :class:`concurrent.futures.Future`: ``None`` once the frame is written (the socket
+        buffer drained, if it was full), or :class:`~wsfast.ConnectionClosed` (closed, ended while
+        waiting, or its event loop closed). Wait with ``future.result(timeout)`` or ignore it: nothing
+        is logged either way.
         """
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
@@ -851,21 +841,20 @@ class WebSocket(Observable):
             return
 
         def settle(task: asyncio.Task[None]) -> None:
-            if task.cancelled():
-                future.set_exception(self._loop_closed_error())
-            elif (error := task.exception()) is not None:  # retrieved: never "never retrieved"
-                future.set_exception(error)
-            else:
+            # Retrieved here: never "Task exception was never retrieved".
+            error = self._loop_closed_error() if task.cancelled() else task.exception()
+            if error is None:
                 future.set_result(None)
+            else:
+                future.set_exception(error)
 
         self._loop.create_task(self._drain()).add_done_callback(settle)
 
     async def ping(self, payload: str | BytesLike | None = None) -> float:
         """Send a PING and wait for its PONG; return the round-trip time in seconds.
 
-        *payload* defaults to 4 random bytes, so concurrent pings are told apart. A PONG answers the
-        PING with its payload and every earlier one (RFC 6455 §5.5.3: a PONG may answer only the most
-        recent PING).
+        *payload* defaults to 4 random bytes (concurrent pings are told apart); a PONG answers the PING
+        with its payload and every earlier one (RFC 6455 §5.5.3).
 
         Raises:
             ValueError: a PING with this payload already waits for its PONG, or it is over 125 bytes.
@@ -895,10 +884,8 @@ class WebSocket(Observable):
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with a closing handshake (RFC 6455 §7.1.2), waiting up to *close_timeout* for it.
 
-        With *reconnect*, this also ends reconnecting (a pending reconnection is cancelled). Every call
-        waiting on the connection is woken with :class:`~wsfast.ConnectionClosed`: :meth:`recv` (and
-        ``async for``, which ends after a normal close), :meth:`ping`, and sends waiting for the socket
-        buffer to drain.
+        This also ends reconnecting. Every call waiting on the connection (:meth:`recv`, :meth:`ping`,
+        sends waiting to drain) raises :class:`~wsfast.ConnectionClosed`; ``async for`` ends.
 
         Raises:
             ConcurrencyError: called from another thread or event loop.
@@ -930,7 +917,7 @@ class WebSocket(Observable):
             ConnectionClosed: :meth:`close` was called, or reconnecting gave up.
         """
         if self._stopping or self._closed.done():
-            raise self._gave_up or self._core.closed_exception()
+            raise self._lifecycle.gave_up or self._core.closed_exception()
         if self._reconnect_task is None:
             self._reconnect_requested = True
             await self._close_and_wait(code, reason)
@@ -938,7 +925,7 @@ class WebSocket(Observable):
         if task is not None:
             await asyncio.shield(task)
         if self._core.state is not State.OPEN:
-            raise self._gave_up or self._core.closed_exception()
+            raise self._lifecycle.gave_up or self._core.closed_exception()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (with *reconnect*: until no connection will follow).
