@@ -9,8 +9,12 @@ A driver's loop::
 
     lifecycle.opened(protocol, now=..., wall=..., connection_id=...)   # after each handshake
     ...
-    at lifecycle.deadline:  verdict = lifecycle.beat(now, last_message_at)
+    at lifecycle.deadline:  verdict = lifecycle.beat(now, last_message_at, late=now - deadline)
                             write verdict.data; abort TCP if verdict.abort; run on_idle if verdict.on_idle
+                            (verdict.again: the timer fired late; beat again that much later)
+    the connection left OPEN:
+                            action = closing(protocol): write action.data; half-close if
+                            action.half_close; abort after close_timeout if action.await_close
     for each PONG:          lifecycle.pong_received(payload, now)
                             (or, for every event read: received(events, now), before any callback)
                             settle lifecycle.pings_answered(pings.answered(payload, now))   (ping())
