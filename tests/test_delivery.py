@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsfast.delivery import AWAIT_CLOSE, FAILED, WAIT, Delivery, OverflowPolicy
-from wsfast.exceptions import ConnectionClosedError, MessageDecodeError
+from wsfast.exceptions import ConcurrencyError, ConnectionClosedError, MessageDecodeError
 from wsfast.frames import CloseCode
 from wsfast.health import Reconnected
 from wsfast.protocol import ClientProtocol, State
@@ -109,6 +109,14 @@ class TestReplies:
         assert reading.calls == ["pause", "pause"]
         delivery.opened(None)  # a new connection reads
         assert not delivery.replies_waiting
+
+
+def test_one_reader_at_a_time() -> None:
+    delivery, _, _ = make(4)
+    with delivery.reader, pytest.raises(ConcurrencyError, match="another recv"), delivery.reader:
+        pass  # pragma: no cover
+    with delivery.reader:  # the first one is done: the next may wait
+        pass
 
 
 class TestDropOldest:

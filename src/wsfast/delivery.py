@@ -17,6 +17,8 @@ owns the transport, the waiting and the wake-ups:
   connection's messages, so that a reader can resynchronise.
 * A message that ``loads`` rejected is a :class:`~wsfast.MessageDecodeError` in the stream, raised by
   :meth:`Delivery.get` at its place (the connection stays usable).
+* One reader at a time: a second reader waiting at once could never be served in order, and one of
+  them would wait forever; :attr:`Delivery.reader` refuses it with :class:`~wsfast.ConcurrencyError`.
 
 A driver's use::
 
@@ -26,7 +28,8 @@ A driver's use::
     on a protocol error: if not delivery.queue_failure(): fail the connection now (nothing queued)
     reader:              while not delivery.queue:
                              if delivery.empty(protocol, ...) is AWAIT_CLOSE: wait for TCP to close
-                             else wait for a wake-up (empty() raises when no message will come)
+                             else: with delivery.reader: wait for a wake-up
+                             (empty() raises when no message will come)
                          message = delivery.get()
                          if message is FAILED: fail the connection now, raise its error
     at each connection:  delivery.opened(reconnected_marker_or_None)
@@ -48,7 +51,7 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from .exceptions import ConnectionClosedError, MessageDecodeError
+from .exceptions import ConcurrencyError, ConnectionClosedError, MessageDecodeError
 from .frames import CloseCode
 from .health import Reconnected
 from .protocol import ClientProtocol, State
@@ -80,6 +83,26 @@ WAIT: Final = "wait"
 AWAIT_CLOSE: Final = "await_close"
 """What :meth:`Delivery.empty` says after the closing handshake: wait for the server to close TCP (RFC 6455
 §7.1.1, bounded by ``close_timeout``), then look again."""
+
+
+class _Reader:
+    """The one reader allowed to wait at a time (a context manager, cheaper than a generator's)."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+    def __enter__(self) -> None:
+        if self.waiting:
+            raise ConcurrencyError(
+                "recv() called while another recv() (or async for) is waiting for the next message: "
+                "read from one task (or thread) and hand the messages on through a queue of your own"
+            )
+        self.waiting = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.waiting = False
 
 
 class Delivery:
@@ -120,6 +143,9 @@ class Delivery:
         self.error: ConnectionClosedError | None = None
         self.failure_queued = False
         self.replies_waiting = False
+        self.reader = _Reader()
+        """``with delivery.reader:`` around a reader's wait for the next message (the queue is empty);
+        entering raises :class:`~wsfast.ConcurrencyError` while another reader waits."""
 
     def opened(self, reconnected: Reconnected | None) -> None:
         """A connection opened, its reading not paused; *reconnected* (the marker of a reconnection,

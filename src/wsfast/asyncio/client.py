@@ -697,23 +697,18 @@ class WebSocket(Observable):
             if self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=gave_up) is AWAIT_CLOSE:
                 await self._await_end()
                 continue
-            if self._recv_waiter is not None:
-                raise ConcurrencyError(
-                    "recv() called while another recv() (or async for) is waiting for the next message: "
-                    "read from one task and hand messages on (an asyncio.Queue, say)"
-                )
-            self._check_loop("recv")  # waiting: the owning loop must be the running one
-            waiter = self._loop.create_future()
-            self._recv_waiter = waiter
-            try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
-                raise TimeoutError(f"no message within {timeout} s") from None
-            finally:
-                self._recv_waiter = None
+            with self._delivery.reader:  # ConcurrencyError: one reader at a time
+                self._check_loop("recv")  # waiting: the owning loop must be the running one
+                self._recv_waiter = waiter = self._loop.create_future()
+                try:
+                    if timeout is None:
+                        await waiter
+                    else:
+                        await asyncio.wait_for(waiter, timeout)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"no message within {timeout} s") from None
+                finally:
+                    self._recv_waiter = None
         message = self._get()
         if message is FAILED:
             self._fail_now()
