@@ -177,29 +177,6 @@ class Config:
         """
         return self.values[name]
 
-    def protocol(self, compression: Negotiated | None = None) -> ClientProtocol:
-        """A new protocol core for one connection with these options; *compression*: the
-        permessage-deflate parameters the server accepted (RFC 7692), if any."""
-        return ClientProtocol(
-            max_message_size=self["max_message_size"],
-            auto_pong=self["on_ping"] is None,  # else on_ping answers (RFC 6455 §5.5.2)
-            text_as_bytes=self["text_as_bytes"],
-            loads=self["loads"],
-            compression=compression,
-            codec=self.codec,
-        )
-
-    def lifecycle(self) -> Lifecycle:
-        """The :class:`~wsfast.lifecycle.Lifecycle` of a client with these options (keepalive, idle
-        watchdog, reconnecting)."""
-        return Lifecycle(
-            ping_interval=self["ping_interval"],
-            ping_timeout=self["ping_timeout"],
-            idle_timeout=self["idle_timeout"],
-            on_idle=self["on_idle"] is not None,
-            reconnect=self.reconnect,
-        )
-
     def with_headers(self, headers: Any) -> Config:
         """This configuration with *headers* (a mapping or ``(name, value)`` pairs, checked as the *headers*
         option) sent after its own: ``connect(headers=...)``. The copy shares the TLS contexts and the
@@ -245,6 +222,29 @@ class Config:
     def shown(self) -> dict[str, Any]:
         """Every option's value, safe to log: secrets masked (:func:`wsfast.options.mask`)."""
         return {option.name: mask(option, self.values[option.name]) for option in client_options(self.client)}
+
+    def protocol(self, compression: Negotiated | None = None) -> ClientProtocol:
+        """A new protocol core for one connection with these options; *compression*: the
+        permessage-deflate parameters the server accepted (RFC 7692), if any."""
+        return ClientProtocol(
+            max_message_size=self["max_message_size"],
+            auto_pong=self["on_ping"] is None,  # else on_ping answers (RFC 6455 §5.5.2)
+            text_as_bytes=self["text_as_bytes"],
+            loads=self["loads"],
+            compression=compression,
+            codec=self.codec,
+        )
+
+    def lifecycle(self) -> Lifecycle:
+        """The :class:`~wsfast.lifecycle.Lifecycle` of a client with these options (keepalive, idle
+        watchdog, reconnecting)."""
+        return Lifecycle(
+            ping_interval=self["ping_interval"],
+            ping_timeout=self["ping_timeout"],
+            idle_timeout=self["idle_timeout"],
+            on_idle=self["on_idle"] is not None,
+            reconnect=self.reconnect,
+        )
 
     def __repr__(self) -> str:
         shown = self.shown()
