@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 import peers
-from wsfast.asyncio.client import _Connection, _Phase
+from wsfast.asyncio._connection import _Connection, _Phase
 from wsfast.client import WebSocketClient
 from wsfast.protocol import ClientProtocol
 

@@ -54,6 +54,25 @@ class TestBuild:
         assert config.authorization == "Bearer t"
         assert config.compression == Deflate()
 
+    def test_the_protocol_and_the_lifecycle_follow_the_options(self, client: str) -> None:
+        config = Config.build(
+            client,
+            {"url": URL, "callback": None, "on_ping": print, "max_message_size": 99, "text_as_bytes": True},
+        )
+        protocol = config.new_protocol()
+        assert not protocol.auto_pong
+        assert protocol.codec is config.codec
+        assert protocol.receive_data(b"\x81\x02hi") == [b"hi"]  # text_as_bytes
+        protocol.receive_data(b"\x82\x64" + b"x" * 100)  # over max_message_size: 1009
+        assert protocol.close_code == 1009
+        assert Config.build(client, {"url": URL, "callback": None}).new_protocol().auto_pong
+        lifecycle = Config.build(
+            client,
+            {"url": URL, "callback": None, "ping_interval": 3.0, "idle_timeout": 7.0, "reconnect": True},
+        ).new_lifecycle()
+        assert (lifecycle.ping_interval, lifecycle.idle_timeout, lifecycle.on_idle) == (3.0, 7.0, False)
+        assert lifecycle.policy == ReconnectPolicy()
+
     def test_frozen_and_read_only(self) -> None:
         config = Config.build(ASYNCIO, {"url": URL})
         with pytest.raises(dataclasses.FrozenInstanceError):

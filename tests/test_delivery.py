@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from wsfast.delivery import AWAIT_CLOSE, FAILED, WAIT, Delivery, OverflowPolicy
-from wsfast.exceptions import ConnectionClosedError, MessageDecodeError
+from wsfast.exceptions import ConcurrencyError, ConnectionClosedError, MessageDecodeError
 from wsfast.frames import CloseCode
 from wsfast.health import Reconnected
 from wsfast.protocol import ClientProtocol, State
@@ -78,6 +78,45 @@ class TestPause:
         delivery.put(["a"], protocol)
         assert delivery.get() == "a"
         assert reading.calls == ["pause", "resume"]
+
+
+class TestReplies:
+    def test_reading_pauses_until_the_server_reads_our_replies(self) -> None:
+        delivery, reading, _ = make(8)
+        delivery.replies_blocked()
+        delivery.replies_blocked()
+        assert reading.calls == ["pause"]
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "resume"]
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "resume"]
+
+    def test_the_queue_resumes_reading_only_once_the_replies_are_read(self) -> None:
+        delivery, reading, protocol = make(4)
+        delivery.put(range(4), protocol)
+        delivery.replies_blocked()
+        take_all(delivery)
+        assert not delivery.paused
+        assert reading.calls == ["pause", "pause"]  # the full queue, the replies: still paused
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "pause", "resume"]
+
+    def test_a_full_queue_keeps_reading_paused_after_the_replies_drain(self) -> None:
+        delivery, reading, protocol = make(4)
+        delivery.replies_blocked()
+        delivery.put(range(4), protocol)
+        delivery.replies_drained()
+        assert reading.calls == ["pause", "pause"]
+        delivery.opened(None)  # a new connection reads
+        assert not delivery.replies_waiting
+
+
+def test_one_reader_at_a_time() -> None:
+    delivery, _, _ = make(4)
+    with delivery.reader, pytest.raises(ConcurrencyError, match="another recv"), delivery.reader:
+        pass  # pragma: no cover
+    with delivery.reader:  # the first one is done: the next may wait
+        pass
 
 
 class TestDropOldest:

@@ -32,7 +32,7 @@ from wsfast import (
 from wsfast.exceptions import OpeningError, OpenTimeout, ProxyError
 from wsfast.frames import Close, CloseCode, Opcode, Ping, Pong
 from wsfast.health import PROTOCOL_COUNTERS, Beat, Heartbeat, Stats
-from wsfast.lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry, Verdict
+from wsfast.lifecycle import ATTEMPT_ERRORS, LATE_TIMER, Closing, GiveUp, Lifecycle, Retry, Verdict, closing
 from wsfast.protocol import ClientProtocol, State
 
 WAIT = 10.0  # seconds: the bound on every blocking wait in the loopback tests
@@ -112,6 +112,22 @@ class TestKeepalive:
         assert exception.code == 1011
         assert lifecycle.deadline is None  # the connection is being failed: nothing more to decide
         assert lifecycle.beat(100.0, 0.0) == Verdict()
+
+    def test_a_late_timer_defers_a_death_verdict(self) -> None:
+        # The loop was busy: what arrived meanwhile is read before the connection is failed.
+        lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
+        protocol = opened(lifecycle)
+        lifecycle.beat(10.0, 0.0)
+        assert lifecycle.beat(16.0, 0.0, late=1.0) == Verdict(again=LATE_TIMER)
+        assert protocol.state is State.OPEN
+        assert lifecycle.beat(16.0, 0.0, late=LATE_TIMER).abort  # on time, or late twice: the verdict
+
+    def test_a_late_timer_with_life_proven_decides_at_once(self) -> None:
+        lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
+        protocol = opened(lifecycle)
+        assert opcode_of(lifecycle.beat(11.0, 0.0, late=1.0).data) == Opcode.PING  # not overdue
+        protocol.receive_data(server_frame(Opcode.PONG, b"x"))
+        assert lifecycle.beat(16.0, 0.0, late=1.0) == Verdict()
 
     def test_a_pong_after_an_unfinished_frame_proves_life(self) -> None:
         lifecycle = Lifecycle(ping_interval=10.0, ping_timeout=5.0)
@@ -667,3 +683,31 @@ def test_asyncio_on_connect_error_after_a_reconnection() -> None:
     assert all(type(info.code) is int for info in lost)
     assert all(info.reconnecting for info in lost[:2])
     assert isinstance(lost[1].error, RuntimeError)
+
+
+# --------------------------------------------------------------------------------------------------
+# Closing (RFC 6455 §7.1.1, §7.1.7)
+# --------------------------------------------------------------------------------------------------
+
+
+class TestClosing:
+    def test_failed_half_closes_and_awaits_the_tcp_close(self) -> None:
+        protocol = ClientProtocol()
+        protocol.fail(CloseCode.PROTOCOL_ERROR, "bad frame")
+        action = closing(protocol)
+        assert close_code_of(action.data) == CloseCode.PROTOCOL_ERROR
+        assert (action.half_close, action.await_close) == (True, True)
+        assert closing(protocol).data == b""  # sent once
+
+    def test_server_close_answered_awaits_the_tcp_close(self) -> None:
+        protocol = ClientProtocol()
+        protocol.receive_data(server_frame(Opcode.CLOSE, b"\x03\xe8"))
+        action = closing(protocol)
+        assert close_code_of(action.data) == CloseCode.NORMAL_CLOSURE  # the reply
+        assert (action.half_close, action.await_close) == (False, True)
+
+    def test_our_close_unanswered_waits_for_the_server(self) -> None:
+        protocol = ClientProtocol()
+        protocol.send_close(CloseCode.NORMAL_CLOSURE)
+        action = closing(protocol)
+        assert action == Closing(b"", half_close=False, await_close=False)

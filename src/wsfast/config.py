@@ -203,7 +203,7 @@ class Config:
                 raise OpeningError(SOCK_USED)
             return self._given.pop()
 
-    def new_protocol(self, compression: Negotiated | None) -> ClientProtocol:
+    def new_protocol(self, compression: Negotiated | None = None) -> ClientProtocol:
         """The :class:`~wsfast.protocol.ClientProtocol` of a connection whose handshake accepted
         *compression*: this configuration's message limit, text handling, *loads* and codec twin."""
         return ClientProtocol(

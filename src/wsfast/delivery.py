@@ -17,6 +17,8 @@ owns the transport, the waiting and the wake-ups:
   connection's messages, so that a reader can resynchronise.
 * A message that ``loads`` rejected is a :class:`~wsfast.MessageDecodeError` in the stream, raised by
   :meth:`Delivery.get` at its place (the connection stays usable).
+* One reader at a time: a second reader waiting at once could never be served in order, and one of
+  them would wait forever; :attr:`Delivery.reader` refuses it with :class:`~wsfast.ConcurrencyError`.
 
 A driver's use::
 
@@ -26,10 +28,16 @@ A driver's use::
     on a protocol error: if not delivery.queue_failure(): fail the connection now (nothing queued)
     reader:              while not delivery.queue:
                              if delivery.empty(protocol, ...) is AWAIT_CLOSE: wait for TCP to close
-                             else wait for a wake-up (empty() raises when no message will come)
+                             else: with delivery.reader: wait for a wake-up
+                             (empty() raises when no message will come)
                          message = delivery.get()
                          if message is FAILED: fail the connection now, raise its error
     at each connection:  delivery.opened(reconnected_marker_or_None)
+
+Reading also pauses while the server does not read our replies: a reply (a PONG, a CLOSE) written while
+the transport's write buffer is full stops reading what asks for more of them (a PING flood would grow the
+buffer without bound, as the threaded client's reader blocks in ``sendall``) until the buffer drains
+(:meth:`Delivery.replies_blocked`, :meth:`Delivery.replies_drained`).
 
 Reading is paused and resumed through the two callables given (as websockets' ``Assembler`` does), so
 that :meth:`Delivery.get` can raise a :class:`~wsfast.MessageDecodeError` at its place and still resume
@@ -43,7 +51,7 @@ import enum
 from collections.abc import Callable, Iterable
 from typing import Any, Final
 
-from .exceptions import ConnectionClosedError, MessageDecodeError
+from .exceptions import ConcurrencyError, ConnectionClosedError, MessageDecodeError
 from .frames import CloseCode
 from .health import Reconnected
 from .protocol import ClientProtocol, State
@@ -77,6 +85,26 @@ AWAIT_CLOSE: Final = "await_close"
 §7.1.1, bounded by ``close_timeout``), then look again."""
 
 
+class _Reader:
+    """The one reader allowed to wait at a time (a context manager, cheaper than a generator's)."""
+
+    __slots__ = ("waiting",)
+
+    def __init__(self) -> None:
+        self.waiting = False
+
+    def __enter__(self) -> None:
+        if self.waiting:
+            raise ConcurrencyError(
+                "recv() called while another recv() (or async for) is waiting for the next message: "
+                "read from one task (or thread) and hand the messages on through a queue of your own"
+            )
+        self.waiting = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.waiting = False
+
+
 class Delivery:
     """A bounded queue of messages for a reader, and what its overflow policy decides.
 
@@ -93,6 +121,7 @@ class Delivery:
         error: the :class:`~wsfast.ConnectionClosedError` (1008) once the ``"error"`` policy failed the
             connection; the reader gets it after the messages queued before the overflow.
         failure_queued: a protocol error waits behind queued messages on the current connection.
+        replies_waiting: reading is paused until the server reads our replies.
     """
 
     def __init__(
@@ -113,12 +142,17 @@ class Delivery:
         self.dropped = 0
         self.error: ConnectionClosedError | None = None
         self.failure_queued = False
+        self.replies_waiting = False
+        self.reader = _Reader()
+        """``with delivery.reader:`` around a reader's wait for the next message (the queue is empty);
+        entering raises :class:`~wsfast.ConcurrencyError` while another reader waits."""
 
     def opened(self, reconnected: Reconnected | None) -> None:
         """A connection opened, its reading not paused; *reconnected* (the marker of a reconnection,
         ``None`` for the first connection) is queued at the gap, before the new connection's messages."""
         self.paused = False
         self.failure_queued = False
+        self.replies_waiting = False
         if reconnected is not None:
             self.queue.append(reconnected)
 
@@ -182,7 +216,22 @@ class Delivery:
         """Resume reading if the ``"pause"`` policy stopped it (closing: the server's CLOSE must be read)."""
         if self.paused:
             self.paused = False
-            self._resume()
+            if not self.replies_waiting:
+                self._resume()
+
+    def replies_blocked(self) -> None:
+        """A reply was written and the transport's write buffer is full: pause reading until
+        :meth:`replies_drained`."""
+        if not self.replies_waiting:
+            self.replies_waiting = True
+            self._pause()
+
+    def replies_drained(self) -> None:
+        """The transport's write buffer drained: resume reading if only the replies paused it."""
+        if self.replies_waiting:
+            self.replies_waiting = False
+            if not self.paused and not self.failure_queued:
+                self._resume()
 
     def empty(
         self, protocol: ClientProtocol, *, reconnecting: bool, gave_up: BaseException | None = None
@@ -223,7 +272,8 @@ class Delivery:
         message = queue.popleft()
         if self.paused and len(queue) <= self.low_water:
             self.paused = False
-            self._resume()
+            if not self.replies_waiting:
+                self._resume()
         if type(message) is MessageDecodeError:
             raise message
         return message

@@ -9,8 +9,12 @@ A driver's loop::
 
     lifecycle.opened(protocol, now=..., wall=..., connection_id=...)   # after each handshake
     ...
-    at lifecycle.deadline:  verdict = lifecycle.beat(now, last_message_at)
+    at lifecycle.deadline:  verdict = lifecycle.beat(now, last_message_at, late=now - deadline)
                             write verdict.data; abort TCP if verdict.abort; run on_idle if verdict.on_idle
+                            (verdict.again: the timer fired late; beat again that much later)
+    the connection left OPEN:
+                            action = closing(protocol): write action.data; half-close if
+                            action.half_close; abort after close_timeout if action.await_close
     for each PONG:          lifecycle.pong_received(payload, now)
                             (or, for every event read: received(events, now), before any callback)
                             settle lifecycle.pings_answered(pings.answered(payload, now))   (ping())
@@ -74,11 +78,15 @@ from .health import (
 )
 from .protocol import ClientProtocol, State
 
-__all__ = ["ATTEMPT_ERRORS", "GiveUp", "Lifecycle", "Retry", "Verdict"]
+__all__ = ["ATTEMPT_ERRORS", "LATE_TIMER", "Closing", "GiveUp", "Lifecycle", "Retry", "Verdict", "closing"]
 
 # What a failed connection attempt may raise and reconnecting judges (OpeningError, OpenTimeout,
 # TLSError are OSErrors; ProxyError and InvalidStatus are HandshakeErrors). Anything else is a bug.
 ATTEMPT_ERRORS: tuple[type[BaseException], ...] = (HandshakeError, OSError, InvalidURL)
+
+LATE_TIMER = 0.05
+"""Seconds a keepalive timer may fire late before :meth:`Lifecycle.beat` defers a verdict of death: an
+event loop that was busy (uvloop runs due timers before it polls the socket) reads what arrived first."""
 
 # Refusals that may go away by themselves: 408 Request Timeout, 425 Too Early, 429 Too Many Requests.
 _TRANSIENT_4XX = (408, 425, 429)
@@ -116,12 +124,41 @@ class Verdict:
         abort: close the TCP connection now, without waiting for the server (after a keepalive timeout).
         on_idle: run the ``on_idle`` hook.
         ended: why the core ended the connection (for the log), ``""`` if it did not.
+        again: the timer fired late and a verdict of death was due: decide nothing yet, read what
+            arrived meanwhile and call :meth:`Lifecycle.beat` again this many seconds from now.
     """
 
     data: bytes = b""
     abort: bool = False
     on_idle: bool = False
     ended: str = ""
+    again: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Closing:
+    """What the driver does once a connection left OPEN (see :func:`closing`).
+
+    Attributes:
+        data: bytes to write now (the CLOSE that fails the connection, the reply to the server's CLOSE).
+        half_close: stop sending at once (RFC 6455 §7.1.7, after the CLOSE that fails the connection):
+            shut the write side down, not the whole socket, which turns into a RST while the server still
+            streams and can destroy our CLOSE before it is read; then the server closes TCP.
+        await_close: the server is to close TCP now (RFC 6455 §7.1.1): bound the wait with
+            *close_timeout*, then abort. ``False`` while our CLOSE waits for its answer (``close()``
+            bounds that wait itself).
+    """
+
+    data: bytes
+    half_close: bool
+    await_close: bool
+
+
+def closing(protocol: ClientProtocol) -> Closing:
+    """What to do now that *protocol*'s connection is no longer OPEN (failed, closed by the server, or
+    closing): the bytes to send, whether to half-close, whether the server's TCP close is due."""
+    failed = protocol.failed
+    return Closing(protocol.data_to_send(), failed, failed or protocol.handshake_complete)
 
 
 _NOTHING = Verdict()
@@ -328,12 +365,15 @@ class Lifecycle:
             return None
         return heartbeat.deadline
 
-    def beat(self, now: float, last_message_at: float) -> Verdict:
+    def beat(self, now: float, last_message_at: float, *, late: float = 0.0) -> Verdict:
         """Act on the keepalive and idle decisions due at *now* (the socket read first: see
-        :meth:`wsfast.health.Heartbeat.poll`); *last_message_at* is when the last data message arrived."""
+        :meth:`wsfast.health.Heartbeat.poll`); *last_message_at* is when the last data message arrived;
+        *late*: how late the driver's timer fired (over :data:`LATE_TIMER`, a verdict of death waits)."""
         heartbeat, protocol = self.heartbeat, self.protocol
         if heartbeat is None or protocol is None or protocol.state is not State.OPEN:
             return _NOTHING
+        if late > LATE_TIMER and self.overdue(now):
+            return Verdict(again=LATE_TIMER)
         data = b""
         on_idle = False
         while True:

@@ -28,7 +28,8 @@ _PHASE_OPEN = _Phase.OPEN  # read on every socket read: a global, not an enum at
 
 
 class _Connection(asyncio.BufferedProtocol):
-    """The asyncio protocol: moves bytes between the transport and the sans-I/O core."""
+    """The asyncio protocol: moves bytes between the transport and the sans-I/O core, and holds what
+    belongs to one connection (its timers, its end)."""
 
     def __init__(self, ws: WebSocket) -> None:
         self._ws = ws
@@ -38,10 +39,15 @@ class _Connection(asyncio.BufferedProtocol):
         self.phase = _Phase.HANDSHAKE
         self.pending = bytearray()  # bytes read before the WebSocket connection is open
         self.waiter: asyncio.Future[None] | None = None  # woken when pending grows or the peer leaves
-        self.lost = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.lost = loop.create_future()  # the transport is closed
+        self.ended = loop.create_future()  # the open WebSocket connection ended (see end())
         self.eof = False
         self.events: Monitor | None = ws._events
         self.closed_reported = False
+        self.beat_timer: asyncio.TimerHandle | None = None  # keepalive and idle verdicts
+        self.close_timer: asyncio.TimerHandle | None = None  # bounds the wait for the server's TCP close
+        self.failure_timer: asyncio.TimerHandle | None = None  # bounds a failure queued behind messages
 
     # Transport callbacks
 
@@ -76,10 +82,26 @@ class _Connection(asyncio.BufferedProtocol):
         self._wake()
         self.end()
 
+    def opened(self, leftover: bytes) -> None:
+        """The WebSocket connection is open: hand what arrived already to the WebSocket, in order."""
+        self.phase = _Phase.OPEN
+        data = leftover + bytes(self.pending)
+        self.pending.clear()
+        if data:
+            self._ws._receive(memoryview(data))
+        if self.eof:
+            self.end()
+        if self.lost.done():  # the server closed TCP before the connection opened
+            self.report_closed()
+
     def end(self) -> None:
-        """The open WebSocket connection on this transport ended (once)."""
+        """The open WebSocket connection on this transport ended (once): its timers stop."""
         if self.phase is _Phase.OPEN:
             self.phase = _Phase.ENDED
+            for timer in (self.beat_timer, self.close_timer, self.failure_timer):
+                if timer is not None:
+                    timer.cancel()
+            self.ended.set_result(None)
             self._ws._connection_ended(self)
 
     def pause_writing(self) -> None:

@@ -37,7 +37,7 @@ from .._monitor import Monitor, Observable, Subscriber, next_connection_id
 from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
-from ..deflate import Deflate, Negotiated
+from ..deflate import Deflate
 from ..delivery import AWAIT_CLOSE, FAILED, Delivery, OverflowPolicy
 from ..exceptions import (
     ConcurrencyError,
@@ -45,7 +45,6 @@ from ..exceptions import (
     ConnectionClosedError,
     ConnectionClosedOK,
     MessageDecodeError,
-    OpeningError,
 )
 from ..frames import Close, CloseCode, Ping, Pong
 from ..handshake import Accepted
@@ -58,12 +57,12 @@ from ..health import (
     Stats,
 )
 from ..http11 import Response
-from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Lifecycle, Retry
+from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Retry, closing
 from ..options import ASYNCIO, get_option
 from ..pings import Pings
-from ..protocol import ClientProtocol, State
+from ..protocol import State
 from ..uri import WebSocketURL
-from ._connection import _Connection, _Phase
+from ._connection import _Connection
 from ._opening import open_transport
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
@@ -73,10 +72,6 @@ logger = logging.getLogger("wsfast")
 DEFAULT_USER_AGENT: str = get_option("user_agent").default  # defined once, in wsfast.options
 
 _LOOP_CLOSED = "the event loop that owned the connection is closed"
-
-# uvloop runs due timers before it polls the socket: a keepalive verdict reached by a timer that fired
-# late (the loop was busy) waits this long, so that what already arrived is read first.
-_LATE_TIMER = 0.05
 
 WebSocketHook = Callable[["WebSocket"], "Awaitable[None] | None"]
 
@@ -168,8 +163,6 @@ class connect:
     ) -> None:
         # Every option checked against wsfast.options.OPTIONS, derived values computed once.
         self._config = Config.build(ASYNCIO, locals())
-        self._sock = sock  # a socket given with sock= serves the first connection only
-        self._sock_used = sock is not None
         self._ws: WebSocket | None = None
         self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
 
@@ -209,14 +202,9 @@ class connect:
         ws._events = events = self._events
         if events is not None:
             events.connection_id = connection_id
-        if self._sock is None and self._sock_used:
-            raise OpeningError(
-                "the socket given with sock= served the first connection and cannot be reconnected; "
-                "give a URL (or unix_socket=) that wsfast can connect to again"
-            )
+        given = self._config.take_sock()  # OpeningError once the sock= socket served a connection
         reporter = Reporter(events)
-        opening = new_opening(self._config, reporter, sock_given=self._sock is not None)
-        given, self._sock = self._sock, None
+        opening = new_opening(self._config, reporter)
         connection, accepted, url = await open_transport(
             opening, reporter, lambda: _Connection(ws), open_timeout=self._config["open_timeout"], sock=given
         )
@@ -243,15 +231,8 @@ class WebSocket(Observable):
         self._on_ping = config["on_ping"]
         self._on_pong = config["on_pong"]
         self._close_timeout: float | None = config["close_timeout"]
-        self._core = self._new_core(None)
-        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
-        self._lifecycle = Lifecycle(
-            ping_interval=config["ping_interval"],
-            ping_timeout=config["ping_timeout"],
-            idle_timeout=config["idle_timeout"],
-            on_idle=config["on_idle"] is not None,
-            reconnect=config.reconnect,
-        )
+        self._core = config.new_protocol()
+        self._lifecycle = config.new_lifecycle()  # keepalive, reconnecting, stats over every connection
         # The receive queue's policy (wsfast.delivery); its deque and bound methods are kept for the hot
         # paths (an attribute lookup less per message).
         self._delivery = Delivery(
@@ -261,26 +242,19 @@ class WebSocket(Observable):
             resume_reading=self._resume_reading,
         )
         self._queue, self._put, self._get = self._delivery.queue, self._delivery.put, self._delivery.get
-        self._beat_timer: asyncio.TimerHandle | None = None
-        self._beat_due = 0.0
-        self._last_received_at = 0.0
-        self._last_message_at = 0.0
+        self._beat_due = 0.0  # when the keepalive timer is due
+        self._last_received_at = self._last_message_at = 0.0  # monotonic: the last read, the last message
         self._stopping = False  # close() was called: no reconnection
         self._reconnect_requested = False  # reconnect() was called
-        self._gave_up: ConnectionClosedError | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
-        self._connection: _Connection | None = None
+        self._connection: _Connection | None = None  # the current one, with its timers and its end
         self._recv_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
-        self._replies_paused_reading = False  # reading paused until the server reads our replies
         self._drain_waiter: asyncio.Future[None] | None = None
         self._pings: Pings[asyncio.Future[float]] = Pings()  # ping() calls waiting for their PONG
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
-        self._connection_closed = self._loop.create_future()  # the end of the current connection
-        self._close_timer: asyncio.TimerHandle | None = None
-        self._failure_timer: asyncio.TimerHandle | None = None
         self.response: Response | None = None
         """The handshake response (status and headers)."""
         self.subprotocol: str | None = None
@@ -300,29 +274,16 @@ class WebSocket(Observable):
         if self._connection is not None:
             self._connection.events = events
 
-    def _new_core(self, compression: Negotiated | None) -> ClientProtocol:
-        config = self._config
-        return ClientProtocol(
-            max_message_size=config["max_message_size"],
-            auto_pong=self._on_ping is None,
-            text_as_bytes=config["text_as_bytes"],
-            loads=config["loads"],
-            compression=compression,
-            codec=config.codec,
-        )
-
     # Opening
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
-        """Make *connection* (handshake done) the current one: a new protocol core, new timers."""
-        self._core = self._new_core(accepted.compression)
+        """Make *connection* (handshake done) the current one, with a new protocol core."""
+        self._core = self._config.new_protocol(accepted.compression)
         self._connection = connection
-        self._connection_closed = self._loop.create_future()
-        self._close_timer = self._failure_timer = None
-        self._writing_paused = self._replies_paused_reading = False
+        self._writing_paused = False
         self.url = url
         self.response, self.subprotocol = accepted.response, accepted.subprotocol
-        self._last_received_at = now = time.monotonic()
+        self._last_received_at = now = _monotonic()
         marker = self._lifecycle.opened(
             self._core, now=now, wall=time.time(), connection_id=self.connection_id
         )
@@ -333,15 +294,7 @@ class WebSocket(Observable):
         deadline = self._lifecycle.deadline
         if deadline is not None:
             self._schedule_beat(deadline)
-        connection.phase = _Phase.OPEN
-        leftover = accepted.leftover + bytes(connection.pending)  # in arrival order
-        connection.pending.clear()
-        if leftover:
-            self._receive(memoryview(leftover))
-        if connection.eof:
-            connection.end()
-        if connection.lost.done():  # the server closed TCP before the connection opened
-            connection.report_closed()
+        connection.opened(accepted.leftover)
 
     async def _run_on_connect(self) -> None:
         """Run *on_connect* for the connection just opened (awaiting it if it is a coroutine). If it
@@ -355,9 +308,7 @@ class WebSocket(Observable):
             if inspect.isawaitable(result):
                 await result
         except Exception as exc:
-            reply = self._lifecycle.on_connect_failed(exc)
-            if reply:
-                self._write(reply)
+            self._write(self._lifecycle.on_connect_failed(exc))  # the CLOSE (1011)
             self._closing()
             raise
 
@@ -466,37 +417,31 @@ class WebSocket(Observable):
         reply = core.data_to_send()
         if reply:
             self._write(reply)
-            if self._writing_paused and not self._replies_paused_reading:
-                # The server does not read our replies (PONGs): stop reading what asks for more of them
-                # until it does, as the threaded client's event thread blocks in sendall. Otherwise a
-                # PING flood grows the write buffer without bound.
-                self._replies_paused_reading = True
-                self._pause_reading()
+            if self._writing_paused:
+                self._delivery.replies_blocked()  # until _resume_writing (wsfast.delivery)
         if events:
             self._dispatch(events)
         if core.failure_pending:
-            # Frames are processed strictly in order: the messages before the bad frame are handled
-            # first, so the application can still answer them. An inline callback already has; with a
-            # queue, the failure waits behind the queued messages (bounded by close_timeout).
-            if self._on_message is not None or not self._delivery.queue_failure():
+            # Frames are processed in order: the messages before the bad frame are handled first. An
+            # inline callback already has; with a queue, the failure waits behind the queued messages
+            # (bounded by close_timeout).
+            if not self._delivery.queue_failure():  # nothing queued (always so with on_message)
                 self._fail_now()
-                return
-            if self._failure_timer is None and self._close_timeout is not None:
-                self._failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
-            self._wake_receiver()
-            return
-        if core.state is not State.OPEN:
+            else:
+                connection = self._connection
+                assert connection is not None
+                if connection.failure_timer is None and self._close_timeout is not None:
+                    connection.failure_timer = self._loop.call_later(self._close_timeout, self._fail_now)
+                self._wake_receiver()
+        elif core.state is not State.OPEN:
             self._closing()
 
     def _dispatch(self, events: list[Any]) -> None:
-        on_message = self._on_message
         # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
-        for event in events:
-            kind = type(event)
-            if kind is Pong:
-                self._pong_received(event.payload)
-            elif kind is not Ping and kind is not Close:
-                self._last_message_at = self._last_received_at
+        read_at = self._last_received_at
+        if self._lifecycle.received(events, read_at):
+            self._last_message_at = read_at
+        on_message = self._on_message
         messages = []
         for event in events:
             kind = type(event)
@@ -504,6 +449,12 @@ class WebSocket(Observable):
                 if self._on_ping is not None:
                     self._call(self._on_ping, event.payload)
             elif kind is Pong:
+                # The ping() calls it answers: its PING and every earlier one (wsfast.pings).
+                answered = self._pings.answered(event.payload, read_at)
+                for future, rtt in self._lifecycle.pings_answered(answered):
+                    self.latency = rtt  # the last: the PING with its payload
+                    if not future.done():
+                        future.set_result(rtt)
                 if self._on_pong is not None:
                     self._call(self._on_pong, event.payload)
             elif kind is Close:
@@ -521,46 +472,41 @@ class WebSocket(Observable):
 
     def _fail_now(self) -> None:
         """Fail the connection for the protocol error found earlier (RFC 6455 §7.1.7)."""
-        if self._failure_timer is not None:
-            self._failure_timer.cancel()
-            self._failure_timer = None
+        connection = self._connection
+        assert connection is not None
+        if connection.failure_timer is not None:
+            connection.failure_timer.cancel()
+            connection.failure_timer = None
         self._core.finish_receive()
-        transport = self._transport
-        if self._delivery.release_failure() and transport is not None:
+        if self._delivery.release_failure():
             # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
-            transport.resume_reading()
+            self._resume_reading()
         self._closing()
 
     def _closing(self) -> None:
-        """The connection left OPEN: send what the core has to send (the CLOSE), then fail the
-        connection, or bound the wait for the server to close TCP."""
-        core = self._core
-        reply = core.data_to_send()
-        if reply:
-            self._write(reply)
-        transport = self._transport
-        if core.failed and transport is not None and not transport.is_closing():
-            # RFC 6455 §7.1.7: after the failing CLOSE, stop sending at once. A half-close (not a full
-            # close, which turns into a RST while the server still streams and can destroy our CLOSE
-            # before it is read) lets the server see the close code; then it closes TCP.
+        """The connection left OPEN: do what :func:`wsfast.lifecycle.closing` says (write the CLOSE,
+        half-close after a failure, bound the wait for the server's TCP close)."""
+        action = closing(self._core)
+        if action.data:
+            self._write(action.data)
+        connection = self._connection
+        assert connection is not None
+        transport = connection.transport
+        if action.half_close and transport is not None and not transport.is_closing():
             if transport.can_write_eof():
                 transport.write_eof()
             else:
                 transport.close()
-        if (core.failed or core.handshake_complete) and self._close_timer is None:
-            # RFC 6455 §7.1.1: the server closes TCP first; if it does not in time, we do.
-            self._close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
+        if action.await_close and connection.close_timer is None:
+            connection.close_timer = self._loop.call_later(self._close_timeout or 0, self._abort)
         self._wake_receiver()
 
     def _pause_reading(self) -> None:
-        transport = self._transport
-        if transport is not None:
+        if (transport := self._transport) is not None:
             transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        transport = self._transport
-        # While the server does not read our replies, reading stays paused (_resume_writing resumes).
-        if transport is not None and not self._replies_paused_reading:
+        if (transport := self._transport) is not None:
             transport.resume_reading()
 
     def _call(self, function: Callable[[Any], Any], argument: Any) -> Any:
@@ -583,22 +529,16 @@ class WebSocket(Observable):
         if connection is not self._connection:
             return
         core = self._core
-        for timer in (self._close_timer, self._beat_timer, self._failure_timer):
-            if timer is not None:
-                timer.cancel()
-        self._close_timer = self._beat_timer = self._failure_timer = None
         core.receive_eof()
         for future in self._pings.closed():
             if not future.done():
                 future.set_exception(core.closed_exception())
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
-        if not self._connection_closed.done():
-            self._connection_closed.set_result(None)
         forced, self._reconnect_requested = self._reconnect_requested, False
         info, decision = self._lifecycle.lost(
             core,
-            now=time.monotonic(),
+            now=_monotonic(),
             wall=time.time(),
             forced=forced,
             stopped=self._stopping,
@@ -633,7 +573,6 @@ class WebSocket(Observable):
                     outcome = self._lifecycle.attempt_failed(exc)
                     if isinstance(outcome, GiveUp):
                         logger.error("giving up reconnecting after %d attempts", decision.attempt)
-                        self._gave_up = outcome.error
                         break
                     decision = outcome
                 else:
@@ -656,13 +595,15 @@ class WebSocket(Observable):
 
     async def _await_end(self) -> None:
         """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
-        connection, closed = self._connection, self._connection_closed
-        if not closed.done():
+        connection = self._connection
+        assert connection is not None
+        ended = connection.ended
+        if not ended.done():
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(closed), self._close_timeout)
-            if not closed.done() and self._connection is connection:
+                await asyncio.wait_for(asyncio.shield(ended), self._close_timeout)
+            if not ended.done():
                 self._abort()
-                await asyncio.shield(closed)
+                await asyncio.shield(ended)
 
     async def _close_and_wait(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2) and wait for the end of the connection."""
@@ -680,20 +621,18 @@ class WebSocket(Observable):
     # Keepalive and the idle watchdog (decisions in wsfast.lifecycle.Lifecycle; this layer owns time)
 
     def _schedule_beat(self, when: float) -> None:
+        connection = self._connection
+        assert connection is not None
         self._beat_due = when
-        self._beat_timer = self._loop.call_later(max(0.0, when - time.monotonic()), self._beat)
+        connection.beat_timer = self._loop.call_later(max(0.0, when - _monotonic()), self._beat)
 
     def _beat(self) -> None:
-        self._beat_timer = None
         lifecycle = self._lifecycle
-        if lifecycle.deadline is None:
-            return  # the connection is no longer open
-        now = time.monotonic()
-        if now - self._beat_due > _LATE_TIMER and lifecycle.overdue(now):
-            # The loop was busy: let it read what arrived meanwhile before any verdict.
-            self._schedule_beat(now + _LATE_TIMER)
+        now = _monotonic()
+        verdict = lifecycle.beat(now, self._last_message_at, late=now - self._beat_due)
+        if verdict.again:  # the loop was busy: it reads what arrived meanwhile first
+            self._schedule_beat(now + verdict.again)
             return
-        verdict = lifecycle.beat(now, self._last_message_at)
         if verdict.data:
             self._write(verdict.data)
         if verdict.ended:
@@ -714,22 +653,12 @@ class WebSocket(Observable):
         """Counters over every connection of this WebSocket (messages, bytes, frames, pings,
         round-trip time, reconnects, drops, queue depth...)."""
         return self._lifecycle.stats(
-            now=time.monotonic(),
+            now=_monotonic(),
             wall=time.time(),
             last_message_at=self._last_message_at,
             dropped=self._delivery.dropped,
             queue_depth=len(self._queue),
         )
-
-    def _pong_received(self, payload: bytes) -> None:
-        if self._lifecycle.pong_received(payload, self._last_received_at) is not None:
-            return  # it answered the keepalive PING
-        answered = self._pings.answered(payload, time.perf_counter())  # its PING and every earlier one
-        if answered:
-            self.latency = self._lifecycle.last_rtt = answered[-1][1]  # the PING with its payload
-        for future, rtt in answered:
-            if not future.done():
-                future.set_result(rtt)
 
     # Receiving
 
@@ -738,17 +667,13 @@ class WebSocket(Observable):
 
         Raises:
             ConnectionClosedOK: the connection closed normally and every message was read.
-            ConnectionClosedError: it closed abnormally (the error has code, reason, close_received).
-            MessageDecodeError: *loads* failed on this message (its bytes are in ``.payload``); the
-                connection stays usable.
-            TimeoutError: no message within *timeout* seconds (the connection stays usable).
-            ConcurrencyError: another ``recv()`` (or ``async for``) is already waiting for the next
-                message: one reader at a time (a second waiter could never be served in order); or
-                the call comes from another thread or event loop than the connection's.
+            ConnectionClosedError: it closed abnormally (code, reason, close_received), or
+                ``overflow="error"`` failed it (1008: after the messages queued before the overflow).
+            MessageDecodeError: *loads* rejected this message (bytes in ``.payload``); read on.
+            TimeoutError: no message within *timeout* seconds; read on.
+            ConcurrencyError: another ``recv()`` (or ``async for``) is waiting: one reader at a time;
+                or the call comes from another thread or event loop.
             RuntimeError: the connection was opened with *on_message*, which receives every message.
-
-        With ``overflow="error"``, the messages queued before the overflow are returned first; the
-        :class:`~wsfast.ConnectionClosedError` (1008) is raised after them.
         """
         if _get_ident() != self._thread_id:
             raise self._misuse("recv")
@@ -768,30 +693,22 @@ class WebSocket(Observable):
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            reconnecting = self._may_reconnect()
-            if (
-                self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=self._gave_up)
-                is AWAIT_CLOSE
-            ):
+            reconnecting, gave_up = self._may_reconnect(), self._lifecycle.gave_up
+            if self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=gave_up) is AWAIT_CLOSE:
                 await self._await_end()
                 continue
-            if self._recv_waiter is not None:
-                raise ConcurrencyError(
-                    "recv() called while another recv() (or async for) is waiting for the next message: "
-                    "read from one task and hand messages on (an asyncio.Queue, say)"
-                )
-            self._check_loop("recv")  # waiting: the owning loop must be the running one
-            waiter = self._loop.create_future()
-            self._recv_waiter = waiter
-            try:
-                if timeout is None:
-                    await waiter
-                else:
-                    await asyncio.wait_for(waiter, timeout)
-            except asyncio.TimeoutError:
-                raise TimeoutError(f"no message within {timeout} s") from None
-            finally:
-                self._recv_waiter = None
+            with self._delivery.reader:  # ConcurrencyError: one reader at a time
+                self._check_loop("recv")  # waiting: the owning loop must be the running one
+                self._recv_waiter = waiter = self._loop.create_future()
+                try:
+                    if timeout is None:
+                        await waiter
+                    else:
+                        await asyncio.wait_for(waiter, timeout)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"no message within {timeout} s") from None
+                finally:
+                    self._recv_waiter = None
         message = self._get()
         if message is FAILED:
             self._fail_now()
@@ -831,10 +748,7 @@ class WebSocket(Observable):
 
     def _resume_writing(self) -> None:
         self._writing_paused = False
-        if self._replies_paused_reading:
-            self._replies_paused_reading = False
-            if not self._delivery.paused and not self._delivery.failure_queued:
-                self._resume_reading()
+        self._delivery.replies_drained()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
 
@@ -894,13 +808,12 @@ class WebSocket(Observable):
         self._write(self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data))
 
     def send_threadsafe(self, data: str | BytesLike) -> concurrent.futures.Future[None]:
-        """Send a message from any thread; the only method that may be called outside the owning loop.
+        """Send a message from any thread (the only method that may be called outside the owning loop).
 
-        Returns a :class:`concurrent.futures.Future`: its result is ``None`` once the frame is written
-        (after the socket buffer drained, if it was full), or it holds the error:
-        :class:`~wsfast.ConnectionClosed` when the connection is closed, ended while waiting, or its
-        event loop is closed. Wait with ``future.result(timeout)``, or ignore it (fire and forget):
-        nothing is logged either way.
+        Returns a :class:`concurrent.futures.Future`: ``None`` once the frame is written (the socket
+        buffer drained, if it was full), or :class:`~wsfast.ConnectionClosed` (closed, ended while
+        waiting, or its event loop closed). Wait with ``future.result(timeout)`` or ignore it: nothing
+        is logged either way.
         """
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         try:
@@ -923,21 +836,20 @@ class WebSocket(Observable):
             return
 
         def settle(task: asyncio.Task[None]) -> None:
-            if task.cancelled():
-                future.set_exception(self._loop_closed_error())
-            elif (error := task.exception()) is not None:  # retrieved: never "never retrieved"
-                future.set_exception(error)
-            else:
+            # Retrieved here: never "Task exception was never retrieved".
+            error = self._loop_closed_error() if task.cancelled() else task.exception()
+            if error is None:
                 future.set_result(None)
+            else:
+                future.set_exception(error)
 
         self._loop.create_task(self._drain()).add_done_callback(settle)
 
     async def ping(self, payload: str | BytesLike | None = None) -> float:
         """Send a PING and wait for its PONG; return the round-trip time in seconds.
 
-        *payload* defaults to 4 random bytes, so concurrent pings are told apart. A PONG answers the
-        PING with its payload and every earlier one (RFC 6455 §5.5.3: a PONG may answer only the most
-        recent PING).
+        *payload* defaults to 4 random bytes (concurrent pings are told apart); a PONG answers the PING
+        with its payload and every earlier one (RFC 6455 §5.5.3).
 
         Raises:
             ValueError: a PING with this payload already waits for its PONG, or it is over 125 bytes.
@@ -948,7 +860,7 @@ class WebSocket(Observable):
         data = self._pings.payload(payload)
         frame = self._core.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings.sent(data, future, time.perf_counter())  # uvloop's loop.time() ticks in ms
+        self._pings.sent(data, future, _monotonic())  # the clock of _last_received_at (not loop.time())
         self._write(frame)
         return await future
 
@@ -967,10 +879,8 @@ class WebSocket(Observable):
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close with a closing handshake (RFC 6455 §7.1.2), waiting up to *close_timeout* for it.
 
-        With *reconnect*, this also ends reconnecting (a pending reconnection is cancelled). Every call
-        waiting on the connection is woken with :class:`~wsfast.ConnectionClosed`: :meth:`recv` (and
-        ``async for``, which ends after a normal close), :meth:`ping`, and sends waiting for the socket
-        buffer to drain.
+        This also ends reconnecting. Every call waiting on the connection (:meth:`recv`, :meth:`ping`,
+        sends waiting to drain) raises :class:`~wsfast.ConnectionClosed`; ``async for`` ends.
 
         Raises:
             ConcurrencyError: called from another thread or event loop.
@@ -1002,7 +912,7 @@ class WebSocket(Observable):
             ConnectionClosed: :meth:`close` was called, or reconnecting gave up.
         """
         if self._stopping or self._closed.done():
-            raise self._gave_up or self._core.closed_exception()
+            raise self._lifecycle.gave_up or self._core.closed_exception()
         if self._reconnect_task is None:
             self._reconnect_requested = True
             await self._close_and_wait(code, reason)
@@ -1010,7 +920,7 @@ class WebSocket(Observable):
         if task is not None:
             await asyncio.shield(task)
         if self._core.state is not State.OPEN:
-            raise self._gave_up or self._core.closed_exception()
+            raise self._lifecycle.gave_up or self._core.closed_exception()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (with *reconnect*: until no connection will follow).
