@@ -260,9 +260,9 @@ class Delivery:
         marker, or :data:`FAILED` (the driver fails the connection and raises its error). Resumes
         reading when the queue is down to the low-water mark.
 
-        While :attr:`paused` is false, popping the queue and raising a decode error is all this does: a
-        driver's hot path may do it inline (a call less per message) when the next item is not
-        :data:`FAILED`.
+        Popping the queue, :meth:`drained` once the queue is down to :attr:`low_water` while
+        :attr:`paused`, and raising a decode error are all this does: a driver's hot path may do it inline
+        (a call less per message) when the next item is not :data:`FAILED`.
 
         Raises:
             MessageDecodeError: ``loads`` rejected this message (its bytes in ``.payload``); the next
@@ -271,9 +271,14 @@ class Delivery:
         queue = self.queue
         message = queue.popleft()
         if self.paused and len(queue) <= self.low_water:
-            self.paused = False
-            if not self.replies_waiting:
-                self._resume()
+            self.drained()
         if type(message) is MessageDecodeError:
             raise message
         return message
+
+    def drained(self) -> None:
+        """The reader brought a paused queue down to :attr:`low_water`: resume reading (unless the
+        server's unread replies keep it paused). :meth:`get` calls it; a driver's inlined hot path too."""
+        self.paused = False
+        if not self.replies_waiting:
+            self._resume()

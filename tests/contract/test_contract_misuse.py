@@ -203,6 +203,13 @@ def test_methods_from_another_thread_or_loop_are_refused(client: AsyncioClient) 
         with pytest.raises(ConcurrencyError, match="send_threadsafe") as info:
             ws.send_nowait("x")  # a plain thread, no loop
         assert "send_nowait()" in str(info.value)
+        with pytest.raises(ConcurrencyError, match="send_threadsafe") as info:
+            aiter(ws)  # async for: checked once, when the loop starts
+        assert "__aiter__()" in str(info.value)
+        if client.has_recv:  # with on_message, recv() and iteration are refused outright
+            with pytest.raises(ConcurrencyError, match="send_threadsafe") as info:
+                asyncio.run(asyncio.wait_for(anext(ws), WAIT))  # waiting for a message checks the loop
+            assert "recv()" in str(info.value)
         assert client.call(lambda: ws.open)  # nothing was sent or closed by the refused calls
         client.send("still fine")
         assert client.recv() == "still fine"
