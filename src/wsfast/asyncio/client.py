@@ -217,10 +217,10 @@ class WebSocket(Observable):
     """An open WebSocket connection (asyncio). Create it with :func:`wsfast.connect`.
 
     It belongs to the event loop that opened it: its methods called from another thread or event loop
-    raise :class:`~wsfast.ConcurrencyError`, except :meth:`send_threadsafe`, made for other threads. Once
-    that loop is closed (``asyncio.run()`` returned), :attr:`open` is ``False`` and :attr:`state` is
-    ``CLOSED``. One reader at a time: a second :meth:`recv` while one waits raises
-    :class:`~wsfast.ConcurrencyError`.
+    raise :class:`~wsfast.ConcurrencyError`, except :meth:`send_threadsafe`, made for other threads
+    (``async for`` is checked once, when the loop starts, and again whenever it waits). Once that loop is
+    closed (``asyncio.run()`` returned), :attr:`open` is ``False`` and :attr:`state` is ``CLOSED``. One
+    reader at a time: a second :meth:`recv` while one waits raises :class:`~wsfast.ConcurrencyError`.
     """
 
     def __init__(self, connector: connect) -> None:
