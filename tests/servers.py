@@ -393,6 +393,19 @@ def server_close(code: int | None = 1000, reason: str | bytes = b"") -> bytes:
     return server_frame(CLOSE, struct.pack("!H", code) + reason)
 
 
+# Frames that break RFC 6455, with the close code a client must fail the connection with (1009: over a
+# max_message_size of 1000 bytes).
+BAD_FROM_SERVER = {
+    "rsv bits": (server_frame(TEXT, "x", rsv=0b010), 1002),
+    "reserved opcode": (server_frame(0x5, b""), 1002),
+    "continuation without start": (server_frame(CONT, b"x"), 1002),
+    "invalid close code": (server_close(1004), 1002),
+    "invalid utf-8": (server_frame(TEXT, b"abc\xff"), 1007),
+    "invalid utf-8 close reason": (server_close(1000, b"\xc3"), 1007),
+    "oversize": (server_frame(BINARY, b"x" * 2000), 1009),
+}
+
+
 class RawConnection:
     """One accepted connection of a :class:`RawServer`, driven by the test's handler."""
 

@@ -28,9 +28,9 @@ import pytest
 
 import wsfast
 from servers import (
+    BAD_FROM_SERVER,
     BINARY,
     CLOSE,
-    CONT,
     ESTABLISHED,
     ESTABLISHED_WITH_LENGTH,
     PING,
@@ -796,17 +796,6 @@ def test_disconnect_when_server_never_answers(make_client: Maker) -> None:
         frames = server.connections[0].frames
         assert [f.opcode for f in frames] == [CLOSE]
         assert frames[0].close_code == 1000
-
-
-BAD_FROM_SERVER = {
-    "rsv bits": (server_frame(TEXT, "x", rsv=0b010), 1002),
-    "reserved opcode": (server_frame(0x5, b""), 1002),
-    "continuation without start": (server_frame(CONT, b"x"), 1002),
-    "invalid close code": (server_close(1004), 1002),
-    "invalid utf-8": (server_frame(TEXT, b"abc\xff"), 1007),
-    "invalid utf-8 close reason": (server_close(1000, b"\xc3"), 1007),
-    "oversize": (server_frame(BINARY, b"x" * 2000), 1009),
-}
 
 
 @pytest.mark.parametrize(

@@ -15,9 +15,8 @@ import pytest
 from adapters import WAIT, Client
 
 from servers import (
-    BINARY,
+    BAD_FROM_SERVER,
     CLOSE,
-    CONT,
     TEXT,
     RawConnection,
     RawServer,
@@ -111,16 +110,6 @@ def test_the_servers_close(client: Client, code: int, reason: str) -> None:
 # --------------------------------------------------------------------------------------------------
 # Failures the server causes
 # --------------------------------------------------------------------------------------------------
-
-BAD_FROM_SERVER = {
-    "rsv bits": (server_frame(TEXT, "x", rsv=0b010), 1002),
-    "reserved opcode": (server_frame(0x5, b""), 1002),
-    "continuation without start": (server_frame(CONT, b"x"), 1002),
-    "invalid close code": (server_close(1004), 1002),
-    "invalid utf-8": (server_frame(TEXT, b"abc\xff"), 1007),
-    "invalid utf-8 close reason": (server_close(1000, b"\xc3"), 1007),
-    "oversize": (server_frame(BINARY, b"x" * 2000), 1009),
-}
 
 
 @pytest.mark.parametrize("with_101", [True, False], ids=["with-101", "later"])
