@@ -1,13 +1,14 @@
 """The threaded client's opening executor: it does what a :class:`~wsfast.opening.Opening` asks with blocking
 sockets, all within one ``open_timeout`` deadline; and the blocking-socket helpers the client keeps using on
-the connection it opened (:class:`TLSOverTLS`, :func:`readable_waiter`).
+the connection it opened (:class:`TLSStream`, :func:`readable_waiter`).
 
 Not part of the sans-I/O core: this module owns sockets, TLS and timeouts. It decides nothing: the proxy's
 protocol, TLS, the upgrade and redirects are :mod:`wsfast.opening`'s.
 
-TLS inside TLS (``wss://`` through an ``https://`` proxy) cannot use ``SSLContext.wrap_socket`` on an
-``SSLSocket``: :class:`TLSOverTLS` runs the inner TLS connection in an ``ssl.SSLObject`` over memory BIOs and
-offers the socket methods the client uses (``recv_into``, ``sendall``, ``shutdown``, ``fileno``, ``pending``).
+TLS is never an ``ssl.SSLSocket``: the client's event thread reads while other threads send, which one
+``SSLSocket`` does not allow. :class:`TLSStream` runs each TLS connection (the server's, an ``https://``
+proxy's, or the server's inside the proxy's) in an ``ssl.SSLObject`` over memory BIOs and offers the
+socket methods the client uses (``recv_into``, ``sendall``, ``shutdown``, ``fileno``, ``pending``).
 """
 
 from __future__ import annotations
@@ -42,69 +43,124 @@ if TYPE_CHECKING:
     from ._monitor import Monitor
     from .config import Config
 
-__all__ = ["TLSOverTLS", "open_connection", "readable_waiter"]
+__all__ = ["TLSStream", "open_connection", "readable_waiter"]
 
 READ_SIZE = 65536
 
 
-class TLSOverTLS:
-    """A TLS connection inside another one (the server's TLS inside an ``https://`` proxy's), with the
-    socket methods the threaded client uses.
+class TLSStream:
+    """A TLS connection over a socket (a plain one, or an ``https://`` proxy's TLS connection) that one
+    thread reads while others write, with the socket methods the threaded client uses.
 
-    The ``SSLObject`` is used by one thread at a time (a lock around each call; never held while waiting on
-    the socket), so the event thread's reads and other threads' sends never interleave records.
+    OpenSSL forbids using one ``SSL`` object from two threads at once, and an ``ssl.SSLSocket`` does
+    nothing to prevent it: the event thread's ``SSL_read`` would run while another thread's ``SSL_write``
+    does, and a TLS 1.3 KeyUpdate (RFC 8446 §4.6.3), which the read path answers, could then corrupt the
+    stream. Here the ``ssl.SSLObject`` runs over memory BIOs under a lock that is held only while OpenSSL
+    works, never while waiting on the socket. One thread at a time (the *sender*) writes the encrypted
+    bytes, in the order OpenSSL produced them; a reader never waits for a blocked sender: records its
+    SSL_read produced are left for the sender, which takes everything pending before it stops sending.
     """
 
-    def __init__(
-        self, outer: ssl_module.SSLSocket, context: ssl_module.SSLContext, server_hostname: str
-    ) -> None:
+    def __init__(self, outer: Any, context: ssl_module.SSLContext, server_hostname: str) -> None:
         self._outer = outer
         self._incoming = ssl_module.MemoryBIO()
         self._outgoing = ssl_module.MemoryBIO()
         self._ssl = context.wrap_bio(self._incoming, self._outgoing, server_hostname=server_hostname)
         self._lock = threading.Lock()
+        self._sender_done = threading.Condition(self._lock)
+        self._sending = False  # a thread is writing encrypted bytes to the socket
+        self._raw = bytearray(READ_SIZE)
+        self._raw_view = memoryview(self._raw)
         self._more = False  # the last read filled its buffer: records may wait in the incoming BIO
+        self._ended = False  # the peer's close_notify, or the socket's end, was read
+        self._starved = False  # OpenSSL wants more ciphertext than the incoming BIO has
+        outer_pending = getattr(outer, "pending", None)  # an SSLSocket's decrypted bytes (TLS in TLS)
+        self._outer_pending: Callable[[], int] = outer_pending if outer_pending is not None else int
 
     def do_handshake(self) -> None:
-        self._call(self._ssl.do_handshake)
-
-    def _call(self, operation: Any, *args: Any) -> Any:
-        """Run *operation* on the SSL object, feeding it from the socket while it wants to read."""
+        """Run the TLS handshake (one thread: the connection is not shared yet)."""
         while True:
             with self._lock:
                 try:
-                    return operation(*args)
+                    self._ssl.do_handshake()
+                    done = True
                 except ssl_module.SSLWantReadError:
-                    pass
-                finally:
-                    data = self._outgoing.read()
-                    if data:
-                        self._outer.sendall(data)
-            data = self._outer.recv(READ_SIZE)
+                    done = False
+                data = self._claim()
             if data:
-                self._incoming.write(data)
+                self._send(data)
+            if done:
+                return
+            self._feed()
+
+    def _feed(self) -> None:
+        """Wait for ciphertext from the socket and give it to the SSL object (no lock held while waiting)."""
+        size = self._outer.recv_into(self._raw_view)
+        with self._lock:
+            self._starved = False
+            if size:
+                self._incoming.write(self._raw_view[:size])
             else:
                 self._incoming.write_eof()
 
+    def _claim(self) -> bytes:
+        """Under the lock: the encrypted bytes waiting to be sent, if no other thread is sending (this one
+        becomes the sender, and must call :meth:`_send`); else nothing: the sender will take them."""
+        if self._sending or not self._outgoing.pending:
+            return b""
+        self._sending = True
+        return self._outgoing.read()
+
+    def _send(self, data: bytes) -> None:
+        """As the sender: write *data*, then whatever was encrypted meanwhile, then stop being the sender."""
+        try:
+            while data:
+                self._outer.sendall(data)
+                with self._lock:
+                    data = self._outgoing.read()
+                    if not data:
+                        self._sending = False
+                        self._sender_done.notify_all()
+        except BaseException:
+            with self._lock:
+                self._sending = False
+                self._sender_done.notify_all()
+            raise
+
     def recv_into(self, buffer: Any, nbytes: int = 0) -> int:
         view = memoryview(buffer)[: nbytes or len(buffer)]
-        try:
-            size = int(self._call(self._ssl.read, len(view), view))
-            # Decrypt what already came in, without waiting: a record left in the incoming BIO would be
-            # invisible to a poll of the socket.
-            while size and size < len(view) and self._incoming.pending:
-                with self._lock:
+        wanted = len(view)
+        while not self._ended:
+            size = 0
+            with self._lock:
+                if not self._starved:
                     try:
-                        more: int = self._ssl.read(len(view) - size, view[size:])  # type: ignore[assignment]
+                        # Decrypt all that came in, without waiting (OpenSSL may hold whole records read
+                        # ahead, which no poll of the socket would show), until it wants more.
+                        while size < wanted:
+                            read: int = self._ssl.read(wanted - size, view[size:])  # type: ignore[assignment]
+                            if not read:  # the peer's close_notify (RFC 8446 §6.1)
+                                self._ended = True
+                                break
+                            size += read
                     except ssl_module.SSLWantReadError:
-                        break
-                if not more:
-                    break
-                size += more
-        except (ssl_module.SSLZeroReturnError, ssl_module.SSLEOFError):
-            return 0
-        self._more = size == len(view)
-        return size
+                        self._starved = True
+                    except (ssl_module.SSLZeroReturnError, ssl_module.SSLEOFError):
+                        self._ended = True  # the end of the stream (ragged: no close_notify)
+                data = self._claim()  # a KeyUpdate answer (RFC 8446 §4.6.3), an alert
+            if data:
+                try:
+                    self._send(data)
+                except OSError:
+                    if not self._ended:
+                        raise  # else: an alert about the end, to a peer that is gone; the end stands
+            if size:  # then 0 once the stream ended
+                self._more = not (self._starved or self._ended)  # the buffer filled up first
+                return size
+            if not self._ended:
+                self._feed()
+        self._more = False
+        return 0
 
     def recv(self, size: int) -> bytes:
         buffer = bytearray(size)
@@ -112,12 +168,15 @@ class TLSOverTLS:
 
     def sendall(self, data: Any) -> None:
         with self._lock:
+            while self._sending:
+                self._sender_done.wait()
             self._ssl.write(data)
-            self._outer.sendall(self._outgoing.read())
+            data = self._claim()
+        self._send(data)
 
     def pending(self) -> int:
         """Bytes readable without waiting on the socket: decrypted, or complete records not decrypted yet."""
-        return self._ssl.pending() or int(self._more) or self._outer.pending()
+        return self._ssl.pending() or int(self._more) or self._outer_pending()
 
     def cipher(self) -> tuple[str, str, int] | None:
         return self._ssl.cipher()
@@ -126,7 +185,7 @@ class TLSOverTLS:
         self._outer.settimeout(timeout)
 
     def fileno(self) -> int:
-        return self._outer.fileno()
+        return int(self._outer.fileno())
 
     def shutdown(self, how: int) -> None:
         self._outer.shutdown(how)
@@ -258,14 +317,10 @@ class _Executor:
         started = time.perf_counter()
         if events is not None:
             events.tls_start(action.server_hostname)
-        if isinstance(self.current, (ssl_module.SSLSocket, TLSOverTLS)):
-            if isinstance(self.current, TLSOverTLS):
-                raise OSError("TLS inside TLS inside TLS is not supported")
-            inner = TLSOverTLS(self.current, action.context, action.server_hostname)
-            inner.do_handshake()
-            self.current = inner
-        else:
-            self.current = action.context.wrap_socket(self.current, server_hostname=action.server_hostname)
+        # The server's TLS inside an https:// proxy's is a TLSStream over a TLSStream: each is thread-safe.
+        stream = TLSStream(self.current, action.context, action.server_hostname)
+        stream.do_handshake()
+        self.current = stream
         if events is not None:
             events.tls_established(self.current.cipher(), time.perf_counter() - started)
 
@@ -291,8 +346,8 @@ def open_connection(config: Config, events: Monitor | None) -> tuple[socket.sock
     everything together; the *sock* option's socket serves the first connection only
     (:meth:`~wsfast.config.Config.take_sock`); *events* gets the socket
     events (``None``: nothing observes the client). The socket returned is blocking, with no timeout: the
-    caller sets its own. For ``wss://`` through an ``https://`` proxy it is a :class:`TLSOverTLS`, which
-    has the socket methods the client uses.
+    caller sets its own. For ``wss://`` it is a :class:`TLSStream`, which has the socket methods the
+    client uses.
 
     Raises:
         OpenTimeout: *open_timeout* expired (``hop`` and ``stage`` say during what).
