@@ -115,6 +115,8 @@ class FeedServer:
         """Stop accepting, drop every connection and wait for the server threads."""
         self._stop.set()
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(): close() alone does not on Linux
+        with contextlib.suppress(OSError):
             self._listener.close()
         with self._lock:
             connections = list(self._connections)
