@@ -243,15 +243,23 @@ class _Driver:
     # The threaded client's callbacks, on its event thread
 
     def receive(self, message: Any) -> None:
-        """Queue *message* for the current WebSocket; apply the overflow policy when the queue is full.
-        The hot path: one lock, a deque append, a notify only when a reader waits."""
+        """Queue *message* for the current WebSocket (the threaded client's message callback).
+
+        The hot path takes no lock: ``deque.append`` is atomic, and the lock is needed only to wake a
+        reader that announced its wait (:attr:`WebSocket._wake`, set before its last look at the queue,
+        so no wake-up is lost) or to apply the overflow policy once ``max_queue`` messages wait."""
         ws = self.ws
+        queue = ws._queue
+        queue.append(message)
+        if ws._wake or len(queue) >= ws._max_queue:
+            self._wake_or_overflow(ws)
+
+    def _wake_or_overflow(self, ws: WebSocket) -> None:
         with self.lock:
-            queue = ws._queue
-            queue.append(message)
-            if ws._reader.waiting:
+            if ws._wake:
+                ws._wake = False  # one notify per wait: the messages behind this one need none
                 ws._readable.notify()
-            if len(queue) >= ws._max_queue:
+            if len(ws._queue) >= ws._max_queue:
                 self._overflow(ws)
 
     def _overflow(self, ws: WebSocket) -> None:
@@ -301,7 +309,7 @@ class _Driver:
                 if self.spans:
                     marker = client.reconnected
                     ws._delivery.opened(marker)
-                    if marker is not None and ws._reader.waiting:
+                    if marker is not None:
                         ws._readable.notify()
                 else:
                     self.ws = ws = WebSocket(self)
@@ -390,6 +398,7 @@ class WebSocket:
         self._reader = delivery.reader  # one reader waits at a time
         self._readable = threading.Condition(driver.lock)  # a message, or the end (the reader waits)
         self._room = threading.Condition(driver.lock)  # the queue drained (the event thread waits)
+        self._wake = False  # a reader waits for the next message: the event thread notifies it
         self._ended = False  # no message will come: the connection (or the last one) ended
         self._exception: ConnectionClosed | None = None  # how it ended
         self.response: Response | None = None
@@ -522,7 +531,15 @@ class WebSocket:
         delivery = self._delivery
         queue = self._queue
         with self._driver.lock:
-            while not queue:
+            while True:
+                if queue:
+                    try:
+                        message = queue.popleft()
+                    except IndexError:  # another thread's recv() took it
+                        continue
+                    if delivery.paused and len(queue) <= delivery.low_water:
+                        self._room.notify()
+                    return message
                 if delivery.error is not None:
                     raise delivery.error
                 if self._ended:
@@ -534,19 +551,43 @@ class WebSocket:
                         "thread, this one, to read the next message: read from another thread"
                     )
                 with self._reader:  # ConcurrencyError while another reader waits
-                    if deadline is None:
-                        self._readable.wait()
-                    else:
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0 or (not self._readable.wait(remaining) and not queue):
-                            raise TimeoutError(f"no message within {timeout} s")
-            message = queue.popleft()
-            if delivery.paused and len(queue) <= delivery.low_water:
-                self._room.notify()
-            return message
+                    # Announce the wait, then look at the queue once more: the event thread appends
+                    # without the lock, and takes it to notify only when it sees _wake.
+                    self._wake = True
+                    try:
+                        if not queue:
+                            if deadline is None:
+                                self._readable.wait()
+                            else:
+                                remaining = deadline - time.monotonic()
+                                if remaining <= 0:
+                                    raise TimeoutError(f"no message within {timeout} s")
+                                self._readable.wait(remaining)
+                    finally:
+                        self._wake = False
 
     def __iter__(self) -> Iterator[Any]:
-        return self
+        """``for message in ws``: the messages, as :meth:`recv` returns them (same errors); ends after a
+        normal close. A generator: resuming one costs less than a call of :meth:`__next__` per message."""
+        queue = self._queue
+        popleft = queue.popleft
+        delivery = self._delivery
+        while True:
+            if queue:  # recv()'s fast path, inline
+                try:
+                    message = popleft()
+                except IndexError:  # another thread's recv() took it
+                    continue
+                if delivery.paused and len(queue) <= delivery.low_water:
+                    with self._driver.lock:
+                        self._room.notify()
+                yield message
+                continue
+            try:
+                message = self._wait(None)
+            except ConnectionClosedOK:
+                return
+            yield message
 
     def __next__(self) -> Any:
         """The next message, as :meth:`recv` (same errors); the iteration ends after a normal close."""
