@@ -241,6 +241,10 @@ class TestReconnecting:
         with WebsocketsServer(send_messages(3)) as server:
             got = [list(ws) for ws in connect(server.url(), implementation=codec_impl.name)]
         assert got == [["message 0", "message 1", "message 2"]]
+        with WebsocketsServer() as server:  # the body leaves it open: closed, and no other follows
+            ids = [ws.connection_id for ws in connect(server.url(), implementation=codec_impl.name)]
+            assert len(ids) == 1
+            assert server.wait_closes() == [(1000, "")]
 
     def test_the_loop_raises_when_the_policy_gives_up(self, codec_impl: types.SimpleNamespace) -> None:
         def handler(conn: RawConnection) -> None:

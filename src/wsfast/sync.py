@@ -184,8 +184,8 @@ class connect:
         The next one is yielded when the loop's body is done with the current one: at once if the body
         left it open (it is closed with 1000 and a new one opened, as :meth:`WebSocket.reconnect`), else
         when the reconnect policy has opened the next. The loop ends when no connection follows: after
-        :meth:`WebSocket.close`, or without *reconnect*; leaving it (``break``, an exception) closes the
-        connection (1000).
+        :meth:`WebSocket.close`, or without *reconnect* (after the first connection, closed with 1000 if
+        the body left it open); leaving it (``break``, an exception) closes the connection (1000).
 
         Raises:
             ConnectionClosedError: the reconnect policy gave up (``max_attempts``), or ``overflow="error"``
@@ -360,6 +360,9 @@ class _Driver:
         with self.lock:
             current = self.ws is ws and not ws._ended and not self.finished
         if current:
+            if self.config.reconnect is None:  # one connection only: the loop ends with it
+                self.close(CloseCode.NORMAL_CLOSURE, "")
+                return None
             self.client.reconnect()  # closes it (1000) and opens the next at once
         with self.lock:
             while self.ws is ws and not self.finished:
