@@ -32,6 +32,7 @@ until ``recv()`` has brought the queue down to a quarter of ``max_queue``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import socket
@@ -271,8 +272,7 @@ class _Driver:
             if self.stopping:
                 # Closing: reading goes on so that the server's CLOSE is seen (close_timeout bounds it);
                 # what comes beyond max_queue meanwhile is not kept.
-                while len(queue) > delivery.max_queue:
-                    queue.pop()
+                _trim(queue, delivery.max_queue, queue.pop)
                 return
             # Stop here, on the event thread: the socket is not read until the reader has brought the
             # queue down to the low-water mark (TCP backpressure). The condition is checked under the lock
@@ -282,14 +282,12 @@ class _Driver:
                 ws._room.wait()
             delivery.paused = False
         elif policy is OverflowPolicy.DROP_OLDEST:
-            while len(queue) > delivery.max_queue:
-                queue.popleft()
-                delivery.dropped += 1
-                self.dropped += 1
+            dropped = _trim(queue, delivery.max_queue, queue.popleft)
+            delivery.dropped += dropped
+            self.dropped += dropped
         elif len(queue) > delivery.max_queue:
             # "error": the messages queued before the overflow stay readable, the error comes after them.
-            while len(queue) > delivery.max_queue:
-                queue.pop()
+            _trim(queue, delivery.max_queue, queue.pop)
             if delivery.error is None:
                 reason = f"receive queue overflow (max_queue={delivery.max_queue})"
                 delivery.error = ConnectionClosedError(CloseCode.POLICY_VIOLATION, reason)
@@ -718,6 +716,19 @@ class WebSocket:
     def __repr__(self) -> str:
         state = "open" if self.open else "closed"
         return f"<wsfast.sync.WebSocket {self.url} {state} id={self.connection_id}>"
+
+
+def _trim(queue: collections.deque[Any], limit: int, remove: Callable[[], Any]) -> int:
+    """Remove messages with *remove* (the newest or the oldest) until *queue* holds *limit*; how many went.
+    The reader pops concurrently, without the lock: it may empty the queue between a look and a removal."""
+    removed = 0
+    while len(queue) > limit:
+        try:
+            remove()
+        except IndexError:
+            break
+        removed += 1
+    return removed
 
 
 def _nothing() -> None:
