@@ -62,6 +62,8 @@ LATENCY_WARMUP = 20  # echoes per round before the recorded ones
 
 STREAM_CONTENDERS = [
     "wsfast-thread",
+    "wsfast-sync-recv",
+    "wsfast-sync-iter",
     "wsfast-async-iter",
     "wsfast-async-inline",
     "wsfast-async-inline-uvloop",
@@ -77,6 +79,7 @@ LATENCY_CONTENDERS = [
     "wsfast-async-inline-uvloop",
     "wsfast-async-iter",
     "wsfast-thread",
+    "wsfast-sync-recv",
     "picows",
     "picows-uvloop",
     "aiohttp",
@@ -86,6 +89,8 @@ LATENCY_CONTENDERS = [
 #: contender (without -uvloop) -> module that must import
 REQUIRES = {
     "wsfast-thread": "wsfast",
+    "wsfast-sync-recv": "wsfast.sync",
+    "wsfast-sync-iter": "wsfast.sync",
     "wsfast-async-iter": "wsfast.asyncio",
     "wsfast-async-inline": "wsfast.asyncio",
     "picows": "picows",
@@ -188,6 +193,51 @@ def stream_wsfast_thread(url: str, res: Result) -> None:
         raise ClientFailed(
             f"wsfast-thread: connection not closed after {ROUND_TIMEOUT} s ({res.count} messages)"
         )
+
+
+def stream_wsfast_sync_recv(url: str, res: Result) -> None:
+    """The blocking front-end read with ``recv(timeout)`` in a loop: the same event thread as
+    wsfast-thread feeds a queue, and this thread takes the messages from it."""
+    from wsfast import ConnectionClosedOK
+    from wsfast.sync import connect
+
+    count, first, last = 0, None, None
+    with connect(url, max_message_size=MAX_SIZE) as ws:
+        recv = ws.recv
+        while True:
+            try:
+                message = recv(ROUND_TIMEOUT)
+            except ConnectionClosedOK:
+                break
+            if count == 0:
+                first = message
+            count += 1
+            last = message
+    res.count, res.first, res.last = count, first, last
+    res.close_code = ws.close_code
+
+
+def stream_wsfast_sync_iter(url: str, res: Result) -> None:
+    """The blocking front-end read with ``for message in ws`` (unbounded: ROUND_TIMEOUT is the
+    server's to keep, as it closes every stream)."""
+    from wsfast.sync import connect
+
+    count, first, last = 0, None, None
+    with connect(url, max_message_size=MAX_SIZE) as ws:
+        for message in ws:
+            if count == 0:
+                first = message
+            count += 1
+            last = message
+    res.count, res.first, res.last = count, first, last
+    res.close_code = ws.close_code
+
+
+SYNC_STREAM = {
+    "wsfast-thread": stream_wsfast_thread,
+    "wsfast-sync-recv": stream_wsfast_sync_recv,
+    "wsfast-sync-iter": stream_wsfast_sync_iter,
+}
 
 
 async def stream_wsfast_inline(url: str, res: Result, ctx) -> None:
@@ -475,6 +525,26 @@ def latency_wsfast_thread(url: str, res: Result, k: int) -> None:
     res.close_code = client.close_code
 
 
+def latency_wsfast_sync(url: str, res: Result, k: int) -> None:
+    from wsfast.sync import connect
+
+    with connect(url) as ws:
+        for i in range(LATENCY_WARMUP + k):
+            payload = _payload(i)
+            t0 = time.perf_counter_ns()
+            ws.send(payload)
+            got = ws.recv(ROUND_TIMEOUT)
+            dt = time.perf_counter_ns() - t0
+            if got != payload:
+                raise ClientFailed(f"wsfast-sync-recv: echo {got!r} != {payload!r}")
+            if i >= LATENCY_WARMUP:
+                res.rtts.append(dt)
+    res.close_code = ws.close_code
+
+
+SYNC_LATENCY = {"wsfast-thread": latency_wsfast_thread, "wsfast-sync-recv": latency_wsfast_sync}
+
+
 @functools.cache
 def _picows_echo_listener_class():
     from picows import WSListener, WSMsgType
@@ -633,8 +703,8 @@ def test_e2e_stream(benchmark, e2e_url, make_loop, scenario_name, contender):
     _describe_transport(benchmark, base, loop_kind)
     if loop_kind is not None:
         round_fn = _async_runner(make_loop(loop_kind), ASYNC_STREAM[base], url)
-    elif base == "wsfast-thread":
-        round_fn = functools.partial(stream_wsfast_thread, url)
+    elif base in SYNC_STREAM:
+        round_fn = functools.partial(SYNC_STREAM[base], url)
     elif base == "websocket-client":
         round_fn = functools.partial(stream_websocket_client, url)
     else:
@@ -688,7 +758,7 @@ def test_e2e_latency(benchmark, e2e_url, make_loop, contender):
     if loop_kind is not None:
         run = _async_runner(make_loop(loop_kind), ASYNC_LATENCY[base], url, k)
     else:
-        run = functools.partial(latency_wsfast_thread, url, k=k)
+        run = functools.partial(SYNC_LATENCY[base], url, k=k)
 
     def verify(res: Result) -> None:
         if len(res.rtts) != k:
@@ -731,7 +801,7 @@ def _latency_round(contender: str, make_loop, url: str, k: int):
     base, loop_kind = _require(contender)
     if loop_kind is not None:
         return _async_runner(make_loop(loop_kind), ASYNC_LATENCY[base], url, k)
-    return functools.partial(latency_wsfast_thread, url, k=k)
+    return functools.partial(SYNC_LATENCY[base], url, k=k)
 
 
 def bootstrap_ci(
@@ -814,7 +884,14 @@ def test_e2e_latency_paired(benchmark, e2e_url, make_loop, pair):
 # --------------------------------------------------------------------------- summary
 def summary_lines() -> list[str]:
     """Rates per group (median round, best round, client CPU) and the wsfast/picows, wsfast/raw ratios."""
-    wsfast = ("wsfast-async-inline", "wsfast-async-iter", "wsfast-thread", "wsfast-async-inline-uvloop")
+    wsfast = (
+        "wsfast-async-inline",
+        "wsfast-async-iter",
+        "wsfast-thread",
+        "wsfast-sync-recv",
+        "wsfast-sync-iter",
+        "wsfast-async-inline-uvloop",
+    )
     lines: list[str] = []
     groups: dict[str, list[dict]] = {}
     for row in REPORT:

@@ -26,8 +26,9 @@ OUTPUT = DOCS / "api.md"
 SECTIONS: list[tuple[str, str, list[str]]] = [
     (
         "Clients",
-        "The threaded client and the asyncio client (imported on first use).",
-        ["WebSocketClient", "connect", "WebSocket", "OverflowPolicy", "FrameAction"],
+        "The threaded client, the asyncio client and the blocking client `wsfast.sync` (both imported on "
+        "first use).",
+        ["WebSocketClient", "connect", "WebSocket", "OverflowPolicy", "FrameAction", "sync"],
     ),
     (
         "Frames and close codes",

@@ -19,12 +19,13 @@ import wsfast
 from wsfast import Deflate, OptionError, OptionTypeError, ReconnectPolicy, options
 from wsfast._impl import codec_twins
 from wsfast.config import Config, checks_options, codec_twin
-from wsfast.options import ASYNCIO, CLIENTS, REQUIRED, THREADED
+from wsfast.options import ASYNCIO, CLIENTS, REQUIRED, SYNC, THREADED
 
 URL = "ws://127.0.0.1:9/feed"
 BUILDERS: dict[str, Callable[..., Any]] = {
     THREADED: lambda url, **kw: wsfast.WebSocketClient(kw.pop("callback", None), url, **kw),
     ASYNCIO: lambda url, **kw: wsfast.connect(url, **kw),
+    SYNC: lambda url, **kw: wsfast.sync.connect(url, **kw),
 }
 
 
@@ -143,7 +144,11 @@ class TestDefaultsDefinedOnce:
 
     @pytest.mark.parametrize(
         ("constructor", "client"),
-        [(wsfast.WebSocketClient.__init__, THREADED), (wsfast.connect.__init__, ASYNCIO)],
+        [
+            (wsfast.WebSocketClient.__init__, THREADED),
+            (wsfast.connect.__init__, ASYNCIO),
+            (wsfast.sync.connect.__init__, SYNC),
+        ],
     )
     def test_signature_defaults_equal_the_registry(self, constructor: Any, client: str) -> None:
         parameters = inspect.signature(constructor).parameters

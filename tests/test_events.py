@@ -50,7 +50,7 @@ from wsfast.events import (
 pytest_plugins = ["conftest_client"]
 
 TIMEOUT = 10.0
-CLIENTS = ["threaded", "asyncio", "uvloop"]
+CLIENTS = ["threaded", "sync", "asyncio", "uvloop"]
 T = TypeVar("T")
 
 TCP = [HostnameLookup, HostnameResolved, Connecting, Connected]
@@ -99,6 +99,12 @@ def open_and_close(client: str, url: str, **options: Any) -> list[Event]:
         ws.connect()
         ws.disconnect()
         assert ws.wait(TIMEOUT)
+        return drain(events)
+    if client == "sync":
+        events = queue.Queue()
+        with wsfast.sync.connect(url, events=events, timeout=TIMEOUT, **options) as sync_ws:
+            assert sync_ws.open
+        assert sync_ws.wait_closed(TIMEOUT)
         return drain(events)
 
     async def main() -> list[Event]:
@@ -238,6 +244,11 @@ class TestSequence:
                 wsfast.WebSocketClient(
                     None, f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name
                 ).connect()
+        elif client == "sync":
+            with pytest.raises(wsfast.OpeningError) as failed:
+                wsfast.sync.connect(
+                    f"ws://127.0.0.1:{port}/", events=events, implementation=codec_impl.name
+                ).open()
         else:
 
             async def main() -> None:
@@ -284,6 +295,26 @@ class TestSubscriptions:
             client.disconnect()
             assert client.wait(TIMEOUT)
             assert drain(events) == []
+
+    def test_sync_subscribe_on_a_live_websocket(self, codec_impl: types.SimpleNamespace) -> None:
+        with (
+            WebsocketsServer(echo) as server,
+            wsfast.sync.connect(server.url(), implementation=codec_impl.name) as ws,
+        ):
+            events: queue.Queue[Event] = queue.Queue()
+            ws.subscribe(events, data=True)
+            ws.send("observed")
+            assert ws.recv(TIMEOUT) == "observed"
+            received = wait_events(events, lambda got: any(isinstance(e, DataRead) for e in got))
+            assert b"".join(e.data or b"" for e in received if isinstance(e, DataRead)) == b"\x81\x08observed"
+            assert all(e.connection_id == ws.connection_id for e in received)
+            assert ws.unsubscribe(events)
+            assert not ws.unsubscribe(events)
+            ws.send("unobserved")
+            assert ws.recv(TIMEOUT) == "unobserved"
+            usage = ws.usage()
+            assert usage.bytes_sent == 2 + 4 + len("observed")
+            assert usage.bytes_received == len(b"\x81\x08observed")
 
     def test_asyncio_subscribe_on_a_live_websocket(self, codec_impl: types.SimpleNamespace) -> None:
         async def main(url: str) -> None:

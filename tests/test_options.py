@@ -15,16 +15,20 @@ import wsfast
 from wsfast import OptionError, OptionTypeError, options
 from wsfast.asyncio import OverflowPolicy
 from wsfast.cli import main as cli_main
-from wsfast.options import ASYNCIO, REQUIRED, THREADED
+from wsfast.options import ASYNCIO, REQUIRED, SYNC, THREADED
 from wsfast.proxies import DEFAULT_PROXY_PORTS
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "options.md"
-CONSTRUCTORS = {THREADED: wsfast.WebSocketClient.__init__, ASYNCIO: wsfast.connect.__init__}
+CONSTRUCTORS = {
+    THREADED: wsfast.WebSocketClient.__init__,
+    ASYNCIO: wsfast.connect.__init__,
+    SYNC: wsfast.sync.connect.__init__,
+}
 NOT_OPTIONS = {"self", "url"}
 
 
 class TestRegistryMatchesConstructors:
-    @pytest.mark.parametrize("client", [THREADED, ASYNCIO])
+    @pytest.mark.parametrize("client", [THREADED, ASYNCIO, SYNC])
     def test_names_and_defaults_agree_exactly(self, client: str) -> None:
         parameters = {
             name: parameter

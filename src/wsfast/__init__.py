@@ -6,6 +6,8 @@ module has a pure-Python twin with identical behaviour. :data:`implementation` s
 
 * :class:`WebSocketClient`: the threaded client (callbacks on an event thread).
 * :func:`connect`: the asyncio client (``async with wsfast.connect(url) as ws``), imported on first use.
+* :mod:`wsfast.sync`: the blocking client (``with wsfast.sync.connect(url) as ws``, ``ws.recv()``), over
+  the threaded client, imported on first use.
 * :mod:`wsfast.codec`: the sans-I/O frame codec; :mod:`wsfast.protocol`: the connection state machine.
 * :class:`Connection`: a named endpoint with validated options (:mod:`wsfast.options`), built from a URL
   (:func:`connection_from_url`) or a file (:func:`load_connections`); :mod:`wsfast.events`: socket events
@@ -52,7 +54,7 @@ from .health import Disconnected, Reconnected, ReconnectPolicy, Stats
 from .protocol import FrameAction
 
 if TYPE_CHECKING:
-    from . import events
+    from . import events, sync
     from .asyncio import OverflowPolicy, WebSocket, connect
     from .connection import (
         Connection,
@@ -115,6 +117,7 @@ __all__ = [
     "load_connections",
     "options",
     "register_scheme",
+    "sync",
 ]
 
 _ASYNCIO_NAMES = frozenset({"connect", "WebSocket", "OverflowPolicy"})
@@ -141,8 +144,8 @@ def __getattr__(name: str) -> Any:
         from . import connection as _connection
 
         return getattr(_connection, name)
-    if name == "events":
+    if name in ("events", "sync"):
         import importlib
 
-        return importlib.import_module(".events", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'wsfast' has no attribute {name!r}")

@@ -1,7 +1,8 @@
 """Every client option, described once.
 
-:data:`OPTIONS` is the single description of the options of both clients: :class:`wsfast.WebSocketClient`
-(``"threaded"``) and :func:`wsfast.connect` (``"asyncio"``). Each :class:`Option` has a name, a type, a
+:data:`OPTIONS` is the single description of the options of every client: :class:`wsfast.WebSocketClient`
+(``"threaded"``), :func:`wsfast.connect` (``"asyncio"``) and :class:`wsfast.sync.connect` (``"sync"``, the
+blocking front-end over the threaded client). Each :class:`Option` has a name, a type, a
 default, a description, a sensitive flag, its allowed values and the clients that accept it. That one table
 drives:
 
@@ -63,11 +64,14 @@ __all__ = [
 
 THREADED = "threaded"  # wsfast.WebSocketClient
 ASYNCIO = "asyncio"  # wsfast.connect
-CLIENTS = (THREADED, ASYNCIO)
-CLIENT_NAMES = {THREADED: "wsfast.WebSocketClient", ASYNCIO: "wsfast.connect"}
-_BOTH = frozenset(CLIENTS)
+SYNC = "sync"  # wsfast.sync.connect: a blocking front-end over the threaded client
+CLIENTS = (THREADED, ASYNCIO, SYNC)
+CLIENT_NAMES = {THREADED: "wsfast.WebSocketClient", ASYNCIO: "wsfast.connect", SYNC: "wsfast.sync.connect"}
+_ALL = frozenset(CLIENTS)
 _ONLY_THREADED = frozenset({THREADED})
-_ONLY_ASYNCIO = frozenset({ASYNCIO})
+_CALLBACKS = frozenset({THREADED, ASYNCIO})  # the front-ends that deliver messages to a callback
+_THREADS = frozenset({THREADED, SYNC})  # the front-ends whose I/O is the threaded client's
+_QUEUES = frozenset({ASYNCIO, SYNC})  # the front-ends whose messages wait in a queue for recv()
 
 DEFAULT_USER_AGENT = f"wsfast/{__version__}"
 MASK = "********"
@@ -115,7 +119,7 @@ class Option:
     type: str
     default: Any
     description: str
-    clients: frozenset[str] = _BOTH
+    clients: frozenset[str] = _ALL
     sensitive: bool = False
     nullable: bool = False
     allowed: tuple[AllowedValue, ...] = ()
@@ -452,6 +456,7 @@ OPTIONS: tuple[Option, ...] = (
         "Called with each message. Asyncio: inline from the protocol's data path (no queue, no task), the "
         "lowest latency; without it, read messages with WebSocket.recv() or async for. Threaded: the same "
         "as the positional callback, on the event thread (give one of the two, not both).",
+        clients=_CALLBACKS,
         nullable=True,
     ),
     Option(
@@ -515,7 +520,7 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         15.0,
         "Seconds for each blocking socket operation (the handshake, each send).",
-        clients=_ONLY_THREADED,
+        clients=_THREADS,
         nullable=True,
         minimum=0,
         exclusive=True,
@@ -525,7 +530,7 @@ OPTIONS: tuple[Option, ...] = (
         "float",
         None,
         "Seconds for each TCP connection attempt; None uses open_timeout.",
-        clients=_ONLY_THREADED,
+        clients=_THREADS,
         nullable=True,
         minimum=0,
         exclusive=True,
@@ -617,7 +622,7 @@ OPTIONS: tuple[Option, ...] = (
         "int",
         1024,
         "Messages held for recv() before overflow applies.",
-        clients=_ONLY_ASYNCIO,
+        clients=_QUEUES,
         minimum=1,
     ),
     Option(
@@ -625,7 +630,7 @@ OPTIONS: tuple[Option, ...] = (
         "choice",
         "pause",
         "What happens when max_queue messages wait to be read.",
-        clients=_ONLY_ASYNCIO,
+        clients=_QUEUES,
         allowed=(
             AllowedValue("pause", "stop reading from the socket (TCP backpressure) until the queue drains"),
             AllowedValue("drop_oldest", "keep the newest max_queue messages and count the dropped ones"),
@@ -726,7 +731,7 @@ OPTIONS: tuple[Option, ...] = (
         "callable",
         None,
         "Receives the client's info lines (the wsfast logger receives them too).",
-        clients=_ONLY_THREADED,
+        clients=_THREADS,
         nullable=True,
     ),
     Option(
@@ -734,7 +739,7 @@ OPTIONS: tuple[Option, ...] = (
         "callable",
         None,
         "Receives the client's error lines.",
-        clients=_ONLY_THREADED,
+        clients=_THREADS,
         nullable=True,
     ),
     Option(
@@ -742,7 +747,7 @@ OPTIONS: tuple[Option, ...] = (
         "callable",
         None,
         "Receives the client's debug lines.",
-        clients=_ONLY_THREADED,
+        clients=_THREADS,
         nullable=True,
     ),
     Option(

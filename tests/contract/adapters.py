@@ -6,6 +6,8 @@ A :class:`Variant` is a front-end x event loop x codec twin:
   are put in a queue that :meth:`Client.recv` reads.
 - ``recv``: the asyncio client read with ``await ws.recv()`` (and ``async for``).
 - ``inline``: the asyncio client with an inline ``on_message`` callback feeding the queue.
+- ``sync``: :mod:`wsfast.sync`, the blocking front-end over the threaded client, read with ``ws.recv()``
+  (and ``for message in ws``) in the test's thread.
 
 The asyncio variants run their event loop (asyncio's default or uvloop) in a thread of their own; the
 adapter runs every call on it and waits for the result with a timeout, so a test reads as blocking code
@@ -22,6 +24,7 @@ import dataclasses
 import inspect
 import queue
 import threading
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -30,8 +33,9 @@ import wsfast
 WAIT = 5.0  # seconds: the bound on every wait; a correct client needs far less
 CLOSE_TIMEOUT = 2.0  # the clients' close_timeout unless a test sets one
 
-FRONTENDS = ("threaded", "recv", "inline")
+FRONTENDS = ("threaded", "recv", "inline", "sync")
 ASYNC_FRONTENDS = ("recv", "inline")
+THREAD_FRONTENDS = ("threaded", "sync")  # no event loop
 LOOPS = ("asyncio", "uvloop")
 TWINS = ("python", "cython")
 
@@ -39,7 +43,7 @@ TWINS = ("python", "cython")
 @dataclasses.dataclass(frozen=True)
 class Variant:
     frontend: str
-    loop: str | None  # None for the threaded client
+    loop: str | None  # None for the threaded and sync front-ends
     twin: str
 
     @property
@@ -50,7 +54,7 @@ class Variant:
 def variants(frontends: tuple[str, ...] = FRONTENDS) -> list[Variant]:
     result = []
     for frontend in frontends:
-        for loop in (None,) if frontend == "threaded" else LOOPS:
+        for loop in (None,) if frontend in THREAD_FRONTENDS else LOOPS:
             for twin in TWINS:
                 result.append(Variant(frontend, loop, twin))
     return result
@@ -59,7 +63,8 @@ def variants(frontends: tuple[str, ...] = FRONTENDS) -> list[Variant]:
 def has_codec_seam(variant: Variant) -> bool:
     """Whether this front-end takes ``implementation=`` (the codec seam of issue 15). Without it only
     the process's default twin (``wsfast.implementation``) can be tested: the fixtures skip the other."""
-    constructor = wsfast.WebSocketClient if variant.frontend == "threaded" else wsfast.connect  # type: ignore[attr-defined]
+    constructors = {"threaded": wsfast.WebSocketClient, "sync": wsfast.sync.connect}  # type: ignore[attr-defined]
+    constructor = constructors.get(variant.frontend, wsfast.connect)  # type: ignore[attr-defined]
     return "implementation" in inspect.signature(constructor).parameters
 
 
@@ -428,6 +433,45 @@ class AsyncioClient(Client):
 
         return self.run(collect, timeout)  # type: ignore[no-any-return]
 
+    def next_message(self) -> Any:
+        """One step of ``async for``: ``await ws.__anext__()``."""
+        ws = self._current()
+        return self.run(lambda: ws.__anext__())
+
+    def recv_together(self, count: int) -> list[Any]:
+        """*count* ``recv()`` calls at once (``asyncio.gather``); their results."""
+        ws = self._current()
+
+        async def together() -> list[Any]:
+            return list(await asyncio.gather(*(ws.recv() for _ in range(count))))
+
+        return self.run(together)  # type: ignore[no-any-return]
+
+    def consume(self, handle: Callable[[Any], Any], timeout: float = WAIT) -> None:
+        """Iterate, calling *handle(message)*: ``True`` stops, a float is a pause of that many seconds
+        (``asyncio.sleep``: a slow consumer), anything else reads on."""
+        ws = self._current()
+
+        async def collect() -> None:
+            async for message in ws:
+                verdict = handle(message)
+                if verdict is True:
+                    break
+                if isinstance(verdict, float):
+                    await asyncio.sleep(verdict)
+
+        self.run(collect, timeout)
+
+    def echo_all(self, timeout: float = WAIT) -> None:
+        """``async for message in ws: await ws.send(message)``, to its end (or its error)."""
+        ws = self._current()
+
+        async def echo_all() -> None:
+            async for message in ws:
+                await ws.send(message)
+
+        self.run(echo_all, timeout)
+
     def send(self, data: str | bytes) -> None:
         ws = self._current()
         self.run(lambda: ws.send(data))
@@ -504,5 +548,181 @@ class AsyncioClient(Client):
             self.stop_loop()
 
 
+class SyncClient(Client):
+    """:mod:`wsfast.sync`: ``ws.recv()`` in the test's thread; calls that may block long run in a
+    thread of their own, bounded by WAIT, so that a hang fails the test instead of blocking the suite."""
+
+    has_recv = True
+
+    def __init__(self, variant: Variant) -> None:
+        super().__init__(variant)
+        self.ws: Any = None
+
+    def options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = super().options(options)
+        options["on_connect"] = _wrap_on_connect(self.events, options.get("on_connect"), False)
+        options.setdefault("timeout", WAIT)
+        return options
+
+    def construct(self, url: str, **options: Any) -> Any:
+        return wsfast.sync.connect(url, **self.options(options))  # type: ignore[attr-defined]
+
+    def open(self, url: str, **options: Any) -> None:
+        self.ws = self.construct(url, **options).open()
+
+    def _current(self) -> Any:
+        assert self.ws is not None, "open() first"
+        return self.ws
+
+    def bounded(self, function: Callable[[], Any], timeout: float = WAIT) -> Any:
+        """*function()* in a thread; its result or exception here, an AssertionError after *timeout*."""
+        future = self.start(function)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if future.done():  # the client's own TimeoutError
+                raise
+            raise AssertionError(f"no result within {timeout} s (hang?)") from None
+
+    def start(self, function: Callable[[], Any]) -> concurrent.futures.Future[Any]:
+        """*function()* started now in a thread of its own (a pending recv(), say)."""
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(function())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        threading.Thread(target=run, daemon=True).start()
+        return future
+
+    def recv(self, timeout: float = WAIT) -> Any:
+        ws = self._current()
+        try:
+            return ws.recv(timeout=timeout)
+        except TimeoutError:
+            if isinstance(ws.close_exception, TimeoutError):  # KeepaliveTimeout, IdleTimeout: the verdict
+                raise
+            raise AssertionError(f"no message within {timeout} s; events: {self.events.seen!r}") from None
+
+    def recv_later(self) -> concurrent.futures.Future[Any]:
+        ws = self._current()
+        return self.start(ws.recv)
+
+    def iterate(self, count: int | None = None, timeout: float = WAIT) -> list[Any]:
+        """``list(ws)``, stopping after *count* messages (``None``: until it ends)."""
+        ws = self._current()
+
+        def collect() -> list[Any]:
+            got: list[Any] = []
+            for message in ws:
+                got.append(message)
+                if count is not None and len(got) >= count:
+                    break
+            return got
+
+        return self.bounded(collect, timeout)  # type: ignore[no-any-return]
+
+    def call(self, function: Callable[[], Any], timeout: float = WAIT) -> Any:
+        """*function()*, bounded by *timeout* (the asyncio adapter's runs it on the loop)."""
+        return self.bounded(function, timeout)
+
+    def next_message(self) -> Any:
+        """One step of the iteration: ``next(ws)``."""
+        return next(self._current())
+
+    def recv_together(self, count: int) -> list[Any]:
+        """*count* ``recv()`` calls at once, each in a thread; their results."""
+        ws = self._current()
+        futures = [self.start(ws.recv) for _ in range(count)]
+        return [future.result(WAIT) for future in futures]
+
+    def consume(self, handle: Callable[[Any], Any], timeout: float = WAIT) -> None:
+        """Iterate, calling *handle(message)*: ``True`` stops, a float is a pause of that many seconds
+        (``time.sleep``: a slow consumer), anything else reads on."""
+        ws = self._current()
+
+        def collect() -> None:
+            for message in ws:
+                verdict = handle(message)
+                if verdict is True:
+                    break
+                if isinstance(verdict, float):
+                    time.sleep(verdict)
+
+        self.bounded(collect, timeout)
+
+    def echo_all(self, timeout: float = WAIT) -> None:
+        """``for message in ws: ws.send(message)``, to its end (or its error)."""
+        ws = self._current()
+
+        def echo_all() -> None:
+            for message in ws:
+                ws.send(message)
+
+        self.bounded(echo_all, timeout)
+
+    def send(self, data: str | bytes) -> None:
+        self._current().send(data)
+
+    def ping(self, timeout: float = WAIT, payload: str | bytes | None = None) -> Any:
+        return self._current().ping(payload, timeout=timeout)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        ws = self._current()
+        self.bounded(lambda: ws.close(code, reason), CLOSE_TIMEOUT + WAIT)
+
+    def stats(self) -> Any:
+        return self._current().stats()
+
+    @property
+    def url(self) -> Any:
+        return self._current().url
+
+    @property
+    def close_code(self) -> int | None:
+        return self._current().close_code  # type: ignore[no-any-return]
+
+    @property
+    def raw(self) -> Any:
+        return self._current()
+
+    def send_frame(self, data: str | bytes, opcode: int, fin: bool = True) -> None:
+        self._current().send_frame(data, opcode, fin=fin)
+
+    def pong(self, data: str | bytes = b"") -> None:
+        self._current().pong(data)
+
+    def send_from_callback(self, data: str | bytes) -> None:
+        self._current().send(data)
+
+    def pong_from_callback(self, data: bytes) -> None:
+        self._current().pong(data)
+
+    def reconnect(self) -> None:
+        ws = self._current()
+        self.bounded(ws.reconnect)
+
+    @property
+    def protocol(self) -> Any:
+        return self._current()._client._protocol
+
+    def wait_closed(self, timeout: float = WAIT) -> None:
+        assert self._current().wait_closed(timeout), f"still open after {timeout} s"
+
+    def shutdown(self) -> None:
+        ws = self.ws
+        if ws is None:
+            return
+        closer = threading.Thread(target=ws.close, daemon=True)
+        closer.start()
+        closer.join(CLOSE_TIMEOUT + 1.0)
+
+
 def make_client(variant: Variant) -> Client:
-    return ThreadedClient(variant) if variant.frontend == "threaded" else AsyncioClient(variant)
+    if variant.frontend == "threaded":
+        return ThreadedClient(variant)
+    if variant.frontend == "sync":
+        return SyncClient(variant)
+    return AsyncioClient(variant)

@@ -166,7 +166,12 @@ def test_unknown_option_suggests_the_right_one(client: Client) -> None:
 LOADS_MESSAGES = ['{"a": 1}', "not json", b"\x01", "[2]"]
 
 
-@pytest.mark.frontends("recv")
+@pytest.mark.frontends("recv", "sync")
+@pytest.mark.xfail_on(
+    "sync",
+    reason="the threaded client logs and skips a message loads() rejected; wsfast.sync needs a hook to have "
+    "it delivered, to raise it from recv() at its place",
+)
 def test_a_message_loads_rejects_raises_from_recv(client: Client) -> None:
     with WebsocketsServer(send_then_close(LOADS_MESSAGES)) as server:
         client.open(server.url(), loads=json.loads)
@@ -179,17 +184,21 @@ def test_a_message_loads_rejects_raises_from_recv(client: Client) -> None:
         assert client.stats().decode_errors == 1
 
 
-@pytest.mark.frontends("recv")
+@pytest.mark.frontends("recv", "sync")
+@pytest.mark.xfail_on(
+    "sync",
+    reason="the threaded client logs and skips a message loads() rejected; wsfast.sync needs a hook to have "
+    "it delivered, to raise it from the iteration at its place",
+)
 def test_a_message_loads_rejects_raises_from_iteration(client: Any) -> None:
     with WebsocketsServer(send_then_close(["not json", "[1]"])) as server:
         client.open(server.url(), loads=json.loads)
         deadline = time.monotonic() + WAIT
         while client.stats().queue_depth < 2 and time.monotonic() < deadline:
             time.sleep(0.01)  # both queued: the iteration's fast path
-        ws = client.ws
         with pytest.raises(MessageDecodeError):
-            client.run(lambda: ws.__anext__())
-        assert client.run(lambda: ws.__anext__()) == [1]
+            client.next_message()
+        assert client.next_message() == [1]
 
 
 @pytest.mark.frontends("threaded", "inline")

@@ -188,6 +188,11 @@ def test_a_server_that_never_closes_tcp_is_dropped_after_close_timeout(client: C
 # --------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.xfail_on(
+    "sync",
+    reason="the threaded client fails the connection as soon as its callback returned the messages before "
+    "the bad frame; wsfast.sync needs a hook to hold the failure until recv() reached them",
+)
 def test_a_message_before_a_bad_frame_is_answered_before_the_close(client: Any) -> None:
     """Frames are processed strictly in order (Autobahn's "strict" verdict, cases 3.x, 4.x, 5.15...): the
     echo of the valid message goes out before the CLOSE that fails the connection."""
@@ -202,15 +207,9 @@ def test_a_message_before_a_bad_frame_is_answered_before_the_close(client: Any) 
     with RawServer(handler) as server:
         if client.has_recv:
             client.open(server.url())
-            ws = client.ws
-
-            async def echo_all() -> None:
-                async for message in ws:
-                    await ws.send(message)
-
             client.send("go")
             with pytest.raises(ConnectionClosedError) as info:
-                client.run(echo_all)
+                client.echo_all()
             assert info.value.code == 1002
         else:
             client.open(server.url(), on_message=client.send_from_callback)

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 import pytest
-from adapters import WAIT, Client
+from adapters import ASYNC_FRONTENDS, THREAD_FRONTENDS, WAIT, Client
 
 from proxies import free_port
 from servers import (
@@ -228,7 +228,7 @@ def test_on_idle_runs_every_idle_timeout(client: Client) -> None:
         idle.append(ws.open)
 
     with WebsocketsServer(hello_then_quiet) as server:
-        on_idle = on_idle_sync if client.variant.frontend == "threaded" else on_idle_async
+        on_idle = on_idle_async if client.variant.frontend in ASYNC_FRONTENDS else on_idle_sync
         client.open(server.url(), idle_timeout=0.2, on_idle=on_idle)
         assert client.recv() == "hello"
         wait_until(lambda: len(idle) >= 2, what="two on_idle calls")  # again every idle_timeout
@@ -412,8 +412,11 @@ def test_close_interrupts_the_reconnect_wait(client: Client) -> None:
         assert client.close_code == 1006
         if client.variant.frontend == "threaded":
             assert client.events.wait_for("close") == [("close", 1006, "")]
-        else:
+        elif client.variant.frontend in ASYNC_FRONTENDS:
             assert leftover_reconnect_tasks(client) == []
+        else:  # sync: the event thread is gone, and no reconnection waits
+            assert not client.raw.is_reconnecting
+            assert isinstance(client.raw.close_exception, ConnectionClosedError)
         assert len(server.connections) == 1
 
 
@@ -423,12 +426,12 @@ def test_reconnections_leak_nothing_and_keep_headers_and_credentials(client: Cli
         url = server.url().replace("ws://", "ws://user:secret@")
         client.open(url, reconnect=FAST, headers={"X-Feed": "trades"})
         client.events.wait_for("connect", 6)
-        # One event thread for all connections (threaded); none at all (asyncio).
-        assert threading.active_count() == threads + (client.variant.frontend == "threaded")
+        # One event thread for all connections (threaded, sync); none at all (asyncio).
+        assert threading.active_count() == threads + (client.variant.frontend in THREAD_FRONTENDS)
         client.close()
         client.wait_closed()
         assert client.stats().reconnects >= 5
-        if client.variant.frontend != "threaded":
+        if client.variant.frontend in ASYNC_FRONTENDS:
             assert leftover_reconnect_tasks(client) == []
         wait_until(lambda: threading.active_count() == threads, what="threads to end")
         wait_until(lambda: open_sockets() <= sockets, what="sockets to close")
@@ -468,17 +471,16 @@ def test_no_message_is_lost_across_a_reconnect(client: Client) -> None:
     with RawServer(numbered_stream) as server:
         if client.has_recv:
             client.open(server.url(), reconnect=FAST, max_queue=64)
-            ws = client.ws
 
-            async def collect() -> None:
-                async for message in ws:
-                    stream.append(message)
-                    if len(stream) % 1_000 == 0:
-                        await asyncio.sleep(0.05)  # a slow consumer now and then: nothing lost
-                    if message == last:
-                        break
+            def collect(message: Any) -> bool | float | None:
+                stream.append(message)
+                if message == last:
+                    return True
+                if len(stream) % 1_000 == 0:
+                    return 0.05  # a slow consumer now and then: nothing lost
+                return None
 
-            client.run(collect, WAIT * 3)
+            client.consume(collect, WAIT * 3)
             assert client.stats().dropped == 0
         else:
 

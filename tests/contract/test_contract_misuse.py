@@ -33,16 +33,15 @@ def wait_pending(future: concurrent.futures.Future[Any], delay: float = 0.1) -> 
     assert not future.done(), future
 
 
-@pytest.mark.frontends("recv")
-def test_a_second_concurrent_recv_is_refused(client: AsyncioClient, ws_server: WebsocketsServer) -> None:
+@pytest.mark.frontends("recv", "sync")
+def test_a_second_concurrent_recv_is_refused(client: Any, ws_server: WebsocketsServer) -> None:
     client.open(ws_server.url())
     first = client.recv_later()
     wait_pending(first)
     with pytest.raises(ConcurrencyError, match="another recv"):
         client.recv()
-    ws = client.ws
     with pytest.raises(ConcurrencyError):
-        client.run(lambda: ws.__anext__())  # iteration follows the same rule
+        client.next_message()  # iteration follows the same rule
     client.send("for the first")
     assert first.result(WAIT) == "for the first"
     assert client.stats().queue_depth == 0  # nothing stranded in the queue
@@ -50,23 +49,18 @@ def test_a_second_concurrent_recv_is_refused(client: AsyncioClient, ws_server: W
     assert client.recv() == "next"  # one reader again
 
 
-@pytest.mark.frontends("recv")
-def test_a_queued_message_is_served_to_either_reader(client: AsyncioClient) -> None:
+@pytest.mark.frontends("recv", "sync")
+def test_a_queued_message_is_served_to_either_reader(client: Any) -> None:
     with WebsocketsServer(send_then_close(["a", "b"])) as server:
         client.open(server.url())
         deadline = time.monotonic() + WAIT
         while client.stats().queue_depth < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
-        ws = client.ws
-
-        async def both() -> list[Any]:
-            return await asyncio.gather(ws.recv(), ws.recv())  # neither waits: neither is refused
-
-        assert sorted(client.run(both)) == ["a", "b"]
+        assert sorted(client.recv_together(2)) == ["a", "b"]  # neither waits: neither is refused
 
 
-@pytest.mark.frontends("recv")
-def test_close_wakes_a_waiting_recv(client: AsyncioClient, ws_server: WebsocketsServer) -> None:
+@pytest.mark.frontends("recv", "sync")
+def test_close_wakes_a_waiting_recv(client: Any, ws_server: WebsocketsServer) -> None:
     client.open(ws_server.url())
     waiting = client.recv_later()
     wait_pending(waiting)
@@ -85,8 +79,8 @@ def hold_open(conn: RawConnection) -> None:
 BIG = b"\x00" * (64 * 2**20)  # more than the socket buffers take: a send of it waits to drain
 
 
-@pytest.mark.frontends("recv")
-def test_close_wakes_every_waiter(client: AsyncioClient) -> None:
+@pytest.mark.frontends("recv", "sync")
+def test_close_wakes_every_waiter(client: Any) -> None:
     """recv(), ping() and a send waiting to drain all end with ConnectionClosed."""
     with RawServer(hold_open) as server:
         client.open(server.url(), close_timeout=0.5, ping_interval=None)
@@ -114,8 +108,8 @@ async def send_30_and_stay(ws: Any) -> None:
         await ws.send(f"message {i}")
 
 
-@pytest.mark.frontends("recv")
-def test_overflow_error_keeps_the_queued_messages(client: AsyncioClient) -> None:
+@pytest.mark.frontends("recv", "sync")
+def test_overflow_error_keeps_the_queued_messages(client: Any) -> None:
     with WebsocketsServer(send_30_and_stay) as server:
         client.open(server.url(), max_queue=10, overflow="error")
         assert server.wait_closes(1)[0][0] == 1008  # the queue overflowed: the client failed it
