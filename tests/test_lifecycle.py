@@ -336,6 +336,33 @@ class TestReconnect:
         assert not lifecycle.reconnecting
         assert lifecycle.attempt_failed(OSError("late")) == GiveUp(None)
 
+    def test_another_connection_may_follow_until_reconnecting_gives_up(self) -> None:
+        lifecycle = Lifecycle(reconnect=ReconnectPolicy(max_attempts=1, jitter=0.0))
+        protocol = opened(lifecycle)
+        assert lifecycle.may_follow(stopped=False)
+        assert not lifecycle.may_follow(stopped=True)  # close()/disconnect() was called
+        lifecycle.lost(lose(protocol), now=1.0, wall=1001.0)
+        assert lifecycle.may_follow(stopped=False)  # waiting to reconnect: a reader waits across the gap
+        assert isinstance(lifecycle.attempt_failed(OSError("down")), GiveUp)
+        assert not lifecycle.may_follow(stopped=False)
+        opened(lifecycle, now=2.0)  # connect() again
+        assert lifecycle.may_follow(stopped=False)
+
+    def test_nothing_follows_without_a_policy_or_after_cancel(self) -> None:
+        lifecycle = Lifecycle()
+        opened(lifecycle)
+        assert not lifecycle.may_follow(stopped=False)  # no policy, even before the end
+        assert lifecycle.request_reconnect()  # reconnect() still forces one
+        lifecycle = Lifecycle(reconnect=NO_JITTER)
+        lifecycle.lost(lose(opened(lifecycle)), now=1.0, wall=1001.0)
+        lifecycle.cancel()
+        assert not lifecycle.may_follow(stopped=False)
+
+    def test_a_connection_lost_without_retry_is_the_last(self) -> None:
+        lifecycle = Lifecycle(reconnect=NO_JITTER)
+        lifecycle.lost(lose(opened(lifecycle)), now=1.0, wall=1001.0, fatal=True)
+        assert not lifecycle.may_follow(stopped=False)
+
     def test_attempts_reset_after_a_stable_connection(self) -> None:
         lifecycle = Lifecycle(reconnect=NO_JITTER)
         protocol = lose(opened(lifecycle, now=0.0))

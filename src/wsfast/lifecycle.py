@@ -219,6 +219,7 @@ class Lifecycle:
         self._lost_code = int(CloseCode.ABNORMAL_CLOSURE)
         self._lost_reason = ""
         self._lost_received = False
+        self._over = False  # no connection follows the last one (lost() or attempt_failed() gave up)
         self.gave_up: ConnectionClosedError | None = None
         """Why reconnecting gave up, once it did (until the next :meth:`opened` by ``connect()``)."""
 
@@ -228,6 +229,12 @@ class Lifecycle:
     def reconnecting(self) -> bool:
         """Whether a connection was lost and a reconnection is being waited for or attempted."""
         return self._retrying is not None
+
+    def may_follow(self, *, stopped: bool) -> bool:
+        """Whether another connection may still follow the current one: there is a reconnect policy,
+        ``close()``/``disconnect()`` was not called (*stopped*), and reconnecting has not given up. A
+        reader waiting for a message waits across the gap then, rather than ending."""
+        return self.policy is not None and not stopped and not self._over
 
     def opened(
         self, protocol: ClientProtocol, *, now: float, wall: float, connection_id: int
@@ -241,6 +248,7 @@ class Lifecycle:
         self.connected_at = wall
         self._opened_at = now
         self._connect_error = None
+        self._over = False
         policy, self._retrying = self._retrying, None
         if policy is None:
             self._fresh = True
@@ -313,6 +321,7 @@ class Lifecycle:
             self.connection_id,
         )
         if not retry:
+            self._over = True
             return info, GiveUp()
         assert policy is not None
         if forced or now - self._opened_at >= policy.stable_after:
@@ -341,6 +350,7 @@ class Lifecycle:
             return GiveUp(self.gave_up)
         if not _worth_retrying(error) or policy.gives_up(self._attempt):
             self._retrying = None
+            self._over = True
             # Giving up is an error whatever the lost connection's close code was.
             self.gave_up = ConnectionClosedError(
                 self._lost_code,
@@ -353,6 +363,7 @@ class Lifecycle:
     def cancel(self) -> None:
         """``close()``/``disconnect()`` interrupted the reconnection: none follows."""
         self._retrying = None
+        self._over = True
 
     # Keepalive and the idle watchdog
 

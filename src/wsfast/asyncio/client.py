@@ -233,7 +233,6 @@ class WebSocket(_Frontend):
         self._queue, self._put, self._get = self._delivery.queue, self._delivery.put, self._delivery.get
         self._beat_due = 0.0  # when the keepalive timer is due
         self._stopping = False  # close() was called: no reconnection
-        self._reconnect_requested = False  # reconnect() was called
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
@@ -486,9 +485,8 @@ class WebSocket(_Frontend):
         self._protocol.receive_eof()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
-        forced, self._reconnect_requested = self._reconnect_requested, False
         fatal = self._delivery.error is not None  # the "error" overflow policy: no reconnection
-        decision = self._lost(self._protocol, forced=forced, stopped=self._stopping, fatal=fatal)
+        decision = self._lost(self._protocol, stopped=self._stopping, fatal=fatal)
         if isinstance(decision, Retry):
             self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(decision))
         else:
@@ -527,10 +525,6 @@ class WebSocket(_Frontend):
             self._lifecycle.cancel()  # close() while waiting
         self._reconnect_task = None
         self._finish()
-
-    def _may_reconnect(self) -> bool:
-        """Whether another connection may still follow the current one."""
-        return self._config.reconnect is not None and not self._stopping and not self._closed.done()
 
     async def _await_end(self) -> None:
         """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
@@ -622,9 +616,10 @@ class WebSocket(_Frontend):
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            reconnecting, gave_up = self._may_reconnect(), self._lifecycle.gave_up
+            lifecycle = self._lifecycle  # may another connection follow? (reconnecting)
+            reconnecting = lifecycle.may_follow(stopped=self._stopping)
             if (
-                self._delivery.empty(self._protocol, reconnecting=reconnecting, gave_up=gave_up)
+                self._delivery.empty(self._protocol, reconnecting=reconnecting, gave_up=lifecycle.gave_up)
                 is AWAIT_CLOSE
             ):
                 await self._await_end()
@@ -848,8 +843,7 @@ class WebSocket(_Frontend):
         """
         if self._stopping or self._closed.done():
             raise self._lifecycle.gave_up or self._protocol.closed_exception()
-        if self._reconnect_task is None:
-            self._reconnect_requested = True
+        if self._lifecycle.request_reconnect():  # else a reconnection is already under way
             await self._close_and_wait(code, reason)
         task = self._reconnect_task
         if task is not None:
