@@ -18,9 +18,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ._monitor import Monitor, Observable
+from ._typing import BytesLike
 from .config import Config
 from .exceptions import MessageDecodeError
 from .frames import Close, Ping, Pong
+from .handshake import Accepted
 from .health import Reconnected, Stats
 from .http11 import Response
 from .lifecycle import GiveUp, Retry, Verdict
@@ -97,6 +99,32 @@ class _Frontend(Observable):
     def _queue_stats(self) -> dict[str, int]:
         """``dropped`` and ``queue_depth`` for :meth:`stats`, when the front-end has a receive queue."""
         return {}
+
+    # Opening, pinging
+
+    def _opened(self, protocol: ClientProtocol, accepted: Accepted) -> Reconnected | None:
+        """Account the connection just opened, whose handshake *accepted* (the driver made *protocol*
+        the current one): returns the :class:`~wsfast.Reconnected` marker when it ends a reconnection
+        (:attr:`reconnected` then describes the gap), ``None`` for a connection opened by ``connect()``."""
+        self._last_received_at = now = time.monotonic()
+        with self._stats_lock, self._ping_lock:
+            marker = self._lifecycle.opened(
+                protocol, now=now, wall=time.time(), connection_id=self._monitor_connection_id()
+            )
+        if marker is not None:
+            self.reconnected = marker
+        self.response, self.subprotocol = accepted.response, accepted.subprotocol
+        return marker
+
+    def _ping_frame(self, protocol: ClientProtocol, payload: str | BytesLike | None, waiter: Any) -> bytes:
+        """The PING frame of a :meth:`ping` call whose PONG *waiter* (a future) waits for, noted as sent
+        now (:mod:`wsfast.pings`: ``ValueError`` if a PING with the payload waits already, or it is too long).
+        """
+        with self._ping_lock:
+            data = self._pings.payload(payload)
+            frame = protocol.send_ping(data)
+            self._pings.sent(data, waiter, time.monotonic())  # the clock of _last_received_at
+        return frame
 
     # Logging and callbacks
 

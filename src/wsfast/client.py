@@ -3,8 +3,9 @@
 A driver, nothing more: the opening is :mod:`wsfast.opening`'s (executed by :mod:`wsfast._opening_sync`),
 every protocol decision :class:`~wsfast.protocol.ClientProtocol`'s, keepalive, reconnecting and statistics
 :class:`~wsfast.lifecycle.Lifecycle`'s, ``ping()`` bookkeeping :class:`~wsfast.pings.Pings`', the options
-:class:`~wsfast.config.Config`'s. This module owns the socket, the event thread, the write lock and the
-waits, and calls the user's callbacks.
+:class:`~wsfast.config.Config`'s; what both clients do with them (callbacks, event dispatch, carrying out
+verdicts and reconnect decisions, ``stats()``) is written once in :class:`~wsfast._frontend._Frontend`.
+This module owns the socket, the event thread, the write lock and the waits.
 """
 
 from __future__ import annotations
@@ -266,17 +267,11 @@ class WebSocketClient(_Frontend):
         protocol = self._config.new_protocol(accepted.compression)
         if self._protocol is not None:  # connect() again: the old event thread may still be ending
             self._fail_pings(self._protocol)
-        with self._write_lock, self._stats_lock, self._ping_lock:
+        with self._write_lock:
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
             self._close_exception = None
-            self._last_received_at = now = time.monotonic()
-            marker = self._lifecycle.opened(
-                protocol, now=now, wall=time.time(), connection_id=self._connection_id
-            )
-        if marker is not None:
-            self.reconnected = marker
-        self.response, self.subprotocol = accepted.response, accepted.subprotocol
+            self._opened(protocol, accepted)
         self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
         return protocol
 
@@ -565,24 +560,14 @@ class WebSocketClient(_Frontend):
                 "reads; send the PING with send_frame(payload, Opcode.PING) and see the PONG in on_pong"
             )
         waiter: concurrent.futures.Future[float] = concurrent.futures.Future()  # settled by the event thread
-        data = b""
-
-        def build(protocol: ClientProtocol) -> bytes:
-            nonlocal data
-            with self._ping_lock:
-                data = self._pings.payload(payload)
-                frame = protocol.send_ping(data)
-                self._pings.sent(data, waiter, time.monotonic())
-            return frame
-
         try:
-            self._send_frame(build)
+            self._send_frame(lambda protocol: self._ping_frame(protocol, payload, waiter))
             return waiter.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"no PONG within {timeout} s") from None
         finally:
             with self._ping_lock:
-                self._pings.forget(data, waiter)
+                self._pings.forget(waiter)
 
     def pong(self, payload: str | BytesLike = b"") -> None:
         """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""

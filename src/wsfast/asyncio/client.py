@@ -4,7 +4,9 @@ A thin I/O layer over the sans-I/O core: :class:`~wsfast.asyncio._connection._Co
 :class:`asyncio.BufferedProtocol`) hands the transport's reusable receive buffer straight to
 :class:`~wsfast.protocol.ClientProtocol`, which makes every protocol decision; :mod:`wsfast.opening`
 decides the opening (executed by :mod:`wsfast.asyncio._opening`), :mod:`wsfast.lifecycle` keepalive and
-reconnecting, :mod:`wsfast.delivery` the receive queue. Messages go to an inline ``on_message`` callback
+reconnecting, :mod:`wsfast.delivery` the receive queue; what both clients do with those decisions
+(callbacks, event dispatch, verdicts, reconnect steps, ``stats()``) is :class:`~wsfast._frontend._Frontend`'s,
+written once. Messages go to an inline ``on_message`` callback
 (no queue, no task per message, as picows listeners) or to the queue read by :meth:`WebSocket.recv` and
 ``async for``.
 
@@ -256,17 +258,11 @@ class WebSocket(_Frontend):
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
         """Make *connection* (handshake done) the current one, with a new protocol core."""
-        self._protocol = self._config.new_protocol(accepted.compression)
+        self._protocol = protocol = self._config.new_protocol(accepted.compression)
         self._connection = connection
         self._writing_paused = False
         self.url = url
-        self.response, self.subprotocol = accepted.response, accepted.subprotocol
-        self._last_received_at = now = _monotonic()
-        marker = self._lifecycle.opened(
-            self._protocol, now=now, wall=time.time(), connection_id=self.connection_id
-        )
-        if marker is not None:
-            self.reconnected = marker
+        marker = self._opened(protocol, accepted)
         # The Reconnected marker goes in the stream, before the new messages (not to on_message).
         self._delivery.opened(marker if self._on_message is None else None)
         deadline = self._lifecycle.deadline
@@ -792,11 +788,8 @@ class WebSocket(_Frontend):
             ConcurrencyError: called from another thread or event loop.
         """
         self._check_loop("ping")
-        data = self._pings.payload(payload)
-        frame = self._protocol.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings.sent(data, future, _monotonic())  # the clock of _last_received_at (not loop.time())
-        self._write(frame)
+        self._write(self._ping_frame(self._protocol, payload, future))
         return await future
 
     async def pong(self, payload: str | BytesLike = b"") -> None:
