@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ._monitor import Monitor, Observable
+from ._monitor import Monitor, Observable, next_connection_id
 from ._typing import BytesLike
 from .config import Config
 from .exceptions import MessageDecodeError
@@ -69,6 +69,7 @@ class _Frontend(Observable):
         self._last_received_at = 0.0  # when the driver last read bytes (monotonic)
         self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
         self._latency: float | None = None  # the round trip of the last ping() answered
+        self._connection_id = -1
         self.response: Response | None = None
         """The handshake response of the current (or last) connection: status and headers."""
         self.subprotocol: str | None = None
@@ -78,6 +79,15 @@ class _Frontend(Observable):
         ``None`` before the first reconnection."""
 
     # Properties shared by every front-end
+
+    @property
+    def connection_id(self) -> int:
+        """This connection's number in a process-wide sequence shared by both clients; -1 before the
+        first connection."""
+        return self._connection_id
+
+    def _monitor_connection_id(self) -> int:
+        return self._connection_id
 
     @property
     def is_reconnecting(self) -> bool:
@@ -101,6 +111,12 @@ class _Frontend(Observable):
         return {}
 
     # Opening, pinging
+
+    def _number(self) -> None:
+        """Give the connection about to open the next number of the process-wide sequence."""
+        self._connection_id = next_connection_id()
+        if (events := self._events) is not None:
+            events.connection_id = self._connection_id
 
     def _opened(self, protocol: ClientProtocol, accepted: Accepted) -> Reconnected | None:
         """Account the connection just opened, whose handshake *accepted* (the driver made *protocol*

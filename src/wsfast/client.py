@@ -23,7 +23,7 @@ from typing import Any
 
 from . import codec
 from ._frontend import LogFunction, _Frontend, logger
-from ._monitor import Monitor, Subscriber, next_connection_id
+from ._monitor import Monitor, Subscriber
 from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
@@ -158,7 +158,6 @@ class WebSocketClient(_Frontend):
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
-        self._connection_id = -1
         self._close_exception: ConnectionClosed | None = None
 
     # Properties
@@ -168,11 +167,6 @@ class WebSocketClient(_Frontend):
         """The URL given to the constructor, without its password (as the asyncio client's
         :attr:`wsfast.asyncio.WebSocket.url`): safe to log or show."""
         return self._url.safe_url()
-
-    @property
-    def connection_id(self) -> int:
-        """This connection's number in a process-wide sequence; -1 before the first connection."""
-        return self._connection_id
 
     @property
     def is_open(self) -> bool:
@@ -200,9 +194,6 @@ class WebSocketClient(_Frontend):
         if not self._closed.is_set():
             return None
         return self._lifecycle.gave_up or self._close_exception
-
-    def _monitor_connection_id(self) -> int:
-        return self._connection_id
 
     def _on_event_thread(self) -> bool:
         """Whether the caller is the event thread: a callback."""
@@ -253,9 +244,7 @@ class WebSocketClient(_Frontend):
     def _open(self, config: Config) -> tuple[socket.socket, Accepted]:
         """Number and open a new connection as *config* says: :func:`~wsfast._opening_sync.open_connection`
         executes what its :class:`~wsfast.opening.Opening` decides, within *open_timeout*."""
-        self._connection_id = next_connection_id()  # process-wide, shared by both clients
-        if (events := self._events) is not None:
-            events.connection_id = self._connection_id
+        self._number()
         sock, accepted, url = open_connection(config, self._events)
         if url != self._url:
             self._log(logging.INFO, "redirected from %s to %s", self._url, url)

@@ -27,6 +27,7 @@ A driver's loop::
     GiveUp(error):          no connection follows; error says why reconnecting gave up (None when no
                             reconnection was wanted: no policy, close()/disconnect(), a failed first
                             on_connect)
+    a reader waits:         lifecycle.may_follow(stopped=...): wait across a reconnection, or end
 
 The decisions:
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import codec
 from .._frontend import _Frontend, logger
-from .._monitor import Monitor, Subscriber, next_connection_id
+from .._monitor import Monitor, Subscriber
 from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
@@ -194,10 +194,8 @@ class connect:
     async def _establish(self, ws: WebSocket) -> tuple[_Connection, Accepted, WebSocketURL]:
         """A new open connection for *ws*: every decision is :class:`~wsfast.opening.Opening`'s, executed with
         transports by :func:`~wsfast.asyncio._opening.open_transport` within *open_timeout*."""
-        ws.connection_id = connection_id = next_connection_id()
         ws._events = events = self._events
-        if events is not None:
-            events.connection_id = connection_id
+        ws._number()
         given = self._config.take_sock()  # OpeningError once the sock= socket served a connection
         reporter = Reporter(events)
         opening = new_opening(self._config, reporter)
@@ -243,11 +241,6 @@ class WebSocket(_Frontend):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
-        self.connection_id = -1
-        """This connection's number in the process-wide sequence shared with the threaded client."""
-
-    def _monitor_connection_id(self) -> int:
-        return self.connection_id
 
     def _set_events(self, events: Monitor | None) -> None:
         self._events = events
