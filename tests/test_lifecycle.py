@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ from wsfast.lifecycle import ATTEMPT_ERRORS, LATE_TIMER, Closing, GiveUp, Lifecy
 from wsfast.protocol import ClientProtocol, State
 
 WAIT = 10.0  # seconds: the bound on every blocking wait in the loopback tests
+pytest_plugins = ["conftest_client"]
+
 NO_JITTER = ReconnectPolicy(initial_delay=1.0, max_delay=8.0, multiplier=2.0, jitter=0.0, stable_after=10.0)
 
 
@@ -440,6 +443,36 @@ class TestReconnect:
         lifecycle.opened(protocol, now=4.0, wall=1004.0, connection_id=6)
         info, _ = lifecycle.lost(lose(protocol), now=5.0, wall=1005.0, error=reset)
         assert info.error is reset
+
+
+class TestClosedException:
+    """What ``close_exception`` (threaded) and the calls refused after the end (asyncio) report."""
+
+    def test_none_before_the_first_connection(self) -> None:
+        assert Lifecycle().closed_exception() is None
+
+    def test_the_last_connections_end(self, codec_impl: types.SimpleNamespace) -> None:
+        lifecycle = Lifecycle()
+        protocol = ClientProtocol(codec=codec_impl.module)
+        lifecycle.opened(protocol, now=0.0, wall=1000.0, connection_id=1)
+        lose(protocol, server_close(1000, "bye"))
+        closed = lifecycle.closed_exception()
+        assert isinstance(closed, wsfast.ConnectionClosedOK)
+        assert (closed.code, closed.reason) == (1000, "bye")
+        lose(second := ClientProtocol(codec=codec_impl.module))  # TCP lost without a CLOSE
+        lifecycle.opened(second, now=1.0, wall=1001.0, connection_id=2)
+        closed = lifecycle.closed_exception()
+        assert isinstance(closed, wsfast.ConnectionClosedError)
+        assert closed.code == 1006
+
+    def test_why_reconnecting_gave_up_comes_first(self, codec_impl: types.SimpleNamespace) -> None:
+        lifecycle = Lifecycle(reconnect=ReconnectPolicy(max_attempts=1, jitter=0.0))
+        protocol = ClientProtocol(codec=codec_impl.module)
+        lifecycle.opened(protocol, now=0.0, wall=1000.0, connection_id=1)
+        lifecycle.lost(lose(protocol, server_close(1001)), now=1.0, wall=1001.0)
+        lifecycle.attempt_failed(OSError("refused"))
+        assert lifecycle.closed_exception() is lifecycle.gave_up
+        assert "gave up reconnecting after 1 attempts" in str(lifecycle.gave_up)
 
 
 class TestOnConnectFailed:

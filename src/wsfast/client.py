@@ -158,7 +158,6 @@ class WebSocketClient(_Frontend):
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
-        self._close_exception: ConnectionClosed | None = None
 
     # Properties
 
@@ -193,7 +192,7 @@ class WebSocketClient(_Frontend):
         did), or ``None`` while open."""
         if not self._closed.is_set():
             return None
-        return self._lifecycle.gave_up or self._close_exception
+        return self._lifecycle.closed_exception()
 
     def _on_event_thread(self) -> bool:
         """Whether the caller is the event thread: a callback."""
@@ -259,7 +258,6 @@ class WebSocketClient(_Frontend):
         with self._write_lock:
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
-            self._close_exception = None
             self._opened(protocol, accepted)
         self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
         return protocol
@@ -404,7 +402,6 @@ class WebSocketClient(_Frontend):
             elif error is not None:
                 self._log(logging.ERROR, "connection lost: %s", error)
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
-            self._close_exception = protocol.closed_exception()
             closed.set()
             self._fail_pings(protocol)
         return error

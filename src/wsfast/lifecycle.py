@@ -56,6 +56,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .exceptions import (
+    ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
@@ -360,6 +361,14 @@ class Lifecycle:
             )
             return GiveUp(self.gave_up)
         return self._next()
+
+    def closed_exception(self) -> ConnectionClosed | None:
+        """How the client's last connection ended, for ``close_exception`` and the calls refused after
+        it: why reconnecting gave up, once it did, else that connection's :class:`~wsfast.ConnectionClosed`
+        (``None`` before the first connection)."""
+        if self.gave_up is not None:
+            return self.gave_up
+        return self.protocol.closed_exception() if self.protocol is not None else None
 
     def cancel(self) -> None:
         """``close()``/``disconnect()`` interrupted the reconnection: none follows."""

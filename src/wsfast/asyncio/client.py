@@ -828,14 +828,14 @@ class WebSocket(_Frontend):
             ConnectionClosed: :meth:`close` was called, or reconnecting gave up.
         """
         if self._stopping or self._closed.done():
-            raise self._lifecycle.gave_up or self._protocol.closed_exception()
+            raise self._lifecycle.closed_exception() or self._protocol.closed_exception()
         if self._lifecycle.request_reconnect():  # else a reconnection is already under way
             await self._close_and_wait(code, reason)
         task = self._reconnect_task
         if task is not None:
             await asyncio.shield(task)
         if self._protocol.state is not State.OPEN:
-            raise self._lifecycle.gave_up or self._protocol.closed_exception()
+            raise self._lifecycle.closed_exception() or self._protocol.closed_exception()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (with *reconnect*: until no connection will follow).
