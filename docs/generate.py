@@ -179,8 +179,15 @@ def split_parameters(parameters: str) -> list[str]:
 
 
 def own_members(cls: type) -> list[tuple[str, Any]]:
-    """Public attributes defined by *cls* itself (not inherited), in definition order."""
-    return [(name, value) for name, value in vars(cls).items() if not name.startswith("_")]
+    """Public attributes defined by *cls* itself or by a private base class it shares with other public
+    classes (``wsfast._frontend._Frontend``, whose members are documented once but are each client's),
+    in definition order, the class's own first; not those of public bases, which have their own entry."""
+    members: dict[str, Any] = {}
+    for klass in (cls, *(base for base in cls.__mro__[1:] if base.__name__.startswith("_"))):
+        for name, value in vars(klass).items():
+            if not name.startswith("_") and name not in members:
+                members[name] = value
+    return list(members.items())
 
 
 def document_class(name: str, cls: type) -> list[str]:

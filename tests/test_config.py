@@ -330,8 +330,8 @@ class TestRoutes:
 
 class TestOnMessageOnTheThreadedClient:
     def test_on_message_is_the_callback(self) -> None:
-        assert wsfast.WebSocketClient(None, URL, on_message=print)._callback is print
-        assert wsfast.WebSocketClient(print, URL)._callback is print
+        assert wsfast.WebSocketClient(None, URL, on_message=print)._on_message is print
+        assert wsfast.WebSocketClient(print, URL)._on_message is print
         config = wsfast.WebSocketClient(None, URL, on_message=print)._config
         assert config["callback"] is config["on_message"] is print
 
@@ -382,7 +382,7 @@ class TestImplementation:
         async def make() -> WebSocket:
             return WebSocket(connector)
 
-        assert asyncio.run(make())._core.codec is codec_twins()["python"]
+        assert asyncio.run(make())._protocol.codec is codec_twins()["python"]
 
     def test_from_text(self) -> None:
         assert options.validate({"implementation": " Python "}, from_text=True) == {

@@ -275,13 +275,13 @@ def test_both_clients_against_websockets_with_compression(
             async with wsfast.connect(
                 server.url(), compression="deflate", implementation=codec_impl.name
             ) as ws:
-                assert ws._core.compression is not None
+                assert ws._protocol.compression is not None
                 for _ in range(3):
                     await ws.send(ORDER_BOOK.decode())
                     assert await ws.recv() == ORDER_BOOK.decode()
                     await ws.send(ORDER_BOOK)
                     assert await ws.recv() == ORDER_BOOK
-                return ws._core.compression.agreed
+                return ws._protocol.compression.agreed
 
         agreed = _run(main())
         if variant == "no-context-takeover":
@@ -331,7 +331,7 @@ def test_asyncio_client_against_aiohttp_with_compression(codec_impl: types.Simpl
             async with wsfast.connect(
                 f"ws://127.0.0.1:{port}/ws", compression="deflate", implementation=codec_impl.name
             ) as ws:
-                assert ws._core.compression is not None
+                assert ws._protocol.compression is not None
                 for _ in range(3):
                     await ws.send(ORDER_BOOK.decode())
                     assert await ws.recv() == ORDER_BOOK.decode()

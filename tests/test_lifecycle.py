@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import types
 from typing import Any
 
 import pytest
@@ -36,6 +37,8 @@ from wsfast.lifecycle import ATTEMPT_ERRORS, LATE_TIMER, Closing, GiveUp, Lifecy
 from wsfast.protocol import ClientProtocol, State
 
 WAIT = 10.0  # seconds: the bound on every blocking wait in the loopback tests
+pytest_plugins = ["conftest_client"]
+
 NO_JITTER = ReconnectPolicy(initial_delay=1.0, max_delay=8.0, multiplier=2.0, jitter=0.0, stable_after=10.0)
 
 
@@ -336,6 +339,33 @@ class TestReconnect:
         assert not lifecycle.reconnecting
         assert lifecycle.attempt_failed(OSError("late")) == GiveUp(None)
 
+    def test_another_connection_may_follow_until_reconnecting_gives_up(self) -> None:
+        lifecycle = Lifecycle(reconnect=ReconnectPolicy(max_attempts=1, jitter=0.0))
+        protocol = opened(lifecycle)
+        assert lifecycle.may_follow(stopped=False)
+        assert not lifecycle.may_follow(stopped=True)  # close()/disconnect() was called
+        lifecycle.lost(lose(protocol), now=1.0, wall=1001.0)
+        assert lifecycle.may_follow(stopped=False)  # waiting to reconnect: a reader waits across the gap
+        assert isinstance(lifecycle.attempt_failed(OSError("down")), GiveUp)
+        assert not lifecycle.may_follow(stopped=False)
+        opened(lifecycle, now=2.0)  # connect() again
+        assert lifecycle.may_follow(stopped=False)
+
+    def test_nothing_follows_without_a_policy_or_after_cancel(self) -> None:
+        lifecycle = Lifecycle()
+        opened(lifecycle)
+        assert not lifecycle.may_follow(stopped=False)  # no policy, even before the end
+        assert lifecycle.request_reconnect()  # reconnect() still forces one
+        lifecycle = Lifecycle(reconnect=NO_JITTER)
+        lifecycle.lost(lose(opened(lifecycle)), now=1.0, wall=1001.0)
+        lifecycle.cancel()
+        assert not lifecycle.may_follow(stopped=False)
+
+    def test_a_connection_lost_without_retry_is_the_last(self) -> None:
+        lifecycle = Lifecycle(reconnect=NO_JITTER)
+        lifecycle.lost(lose(opened(lifecycle)), now=1.0, wall=1001.0, fatal=True)
+        assert not lifecycle.may_follow(stopped=False)
+
     def test_attempts_reset_after_a_stable_connection(self) -> None:
         lifecycle = Lifecycle(reconnect=NO_JITTER)
         protocol = lose(opened(lifecycle, now=0.0))
@@ -413,6 +443,36 @@ class TestReconnect:
         lifecycle.opened(protocol, now=4.0, wall=1004.0, connection_id=6)
         info, _ = lifecycle.lost(lose(protocol), now=5.0, wall=1005.0, error=reset)
         assert info.error is reset
+
+
+class TestClosedException:
+    """What ``close_exception`` (threaded) and the calls refused after the end (asyncio) report."""
+
+    def test_none_before_the_first_connection(self) -> None:
+        assert Lifecycle().closed_exception() is None
+
+    def test_the_last_connections_end(self, codec_impl: types.SimpleNamespace) -> None:
+        lifecycle = Lifecycle()
+        protocol = ClientProtocol(codec=codec_impl.module)
+        lifecycle.opened(protocol, now=0.0, wall=1000.0, connection_id=1)
+        lose(protocol, server_close(1000, "bye"))
+        closed = lifecycle.closed_exception()
+        assert isinstance(closed, wsfast.ConnectionClosedOK)
+        assert (closed.code, closed.reason) == (1000, "bye")
+        lose(second := ClientProtocol(codec=codec_impl.module))  # TCP lost without a CLOSE
+        lifecycle.opened(second, now=1.0, wall=1001.0, connection_id=2)
+        closed = lifecycle.closed_exception()
+        assert isinstance(closed, wsfast.ConnectionClosedError)
+        assert closed.code == 1006
+
+    def test_why_reconnecting_gave_up_comes_first(self, codec_impl: types.SimpleNamespace) -> None:
+        lifecycle = Lifecycle(reconnect=ReconnectPolicy(max_attempts=1, jitter=0.0))
+        protocol = ClientProtocol(codec=codec_impl.module)
+        lifecycle.opened(protocol, now=0.0, wall=1000.0, connection_id=1)
+        lifecycle.lost(lose(protocol, server_close(1001)), now=1.0, wall=1001.0)
+        lifecycle.attempt_failed(OSError("refused"))
+        assert lifecycle.closed_exception() is lifecycle.gave_up
+        assert "gave up reconnecting after 1 attempts" in str(lifecycle.gave_up)
 
 
 class TestOnConnectFailed:

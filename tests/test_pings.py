@@ -101,16 +101,16 @@ class TestClosedAndForget:
     def test_forget_drops_only_that_waiters_ping(self) -> None:
         pings: Pings[str] = Pings()
         pings.sent(b"p", "old", 0.0)
-        pings.forget(b"p", "old")
+        pings.forget("old")
         assert len(pings) == 0
         pings.sent(b"p", "new", 1.0)
-        pings.forget(b"p", "old")  # a late forget by the old waiter leaves the new PING waiting
-        pings.forget(b"unknown", "new")
+        pings.forget("old")  # a late forget by the old waiter leaves the new PING waiting
+        pings.forget("unknown")
         assert pings.answered(b"p", 2.0) == [("new", 1.0)]
 
     def test_a_forgotten_ping_is_not_answered_by_a_later_pong(self) -> None:
         pings: Pings[str] = Pings()
         pings.sent(b"1", "one", 0.0)
         pings.sent(b"2", "two", 1.0)
-        pings.forget(b"1", "one")
+        pings.forget("one")
         assert pings.answered(b"2", 3.0) == [("two", 2.0)]

@@ -3,8 +3,9 @@
 A driver, nothing more: the opening is :mod:`wsfast.opening`'s (executed by :mod:`wsfast._opening_sync`),
 every protocol decision :class:`~wsfast.protocol.ClientProtocol`'s, keepalive, reconnecting and statistics
 :class:`~wsfast.lifecycle.Lifecycle`'s, ``ping()`` bookkeeping :class:`~wsfast.pings.Pings`', the options
-:class:`~wsfast.config.Config`'s. This module owns the socket, the event thread, the write lock and the
-waits, and calls the user's callbacks.
+:class:`~wsfast.config.Config`'s; what both clients do with them (callbacks, event dispatch, carrying out
+verdicts and reconnect decisions, ``stats()``) is written once in :class:`~wsfast._frontend._Frontend`.
+This module owns the socket, the event thread, the write lock and the waits.
 """
 
 from __future__ import annotations
@@ -21,31 +22,27 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from . import codec
-from ._monitor import Monitor, Observable, Subscriber, next_connection_id
+from ._frontend import LogFunction, _Frontend, logger
+from ._monitor import Monitor, Subscriber
 from ._opening_sync import open_connection, readable_waiter
 from ._typing import BytesLike
 from .config import Config, checks_options
 from .deflate import Deflate
-from .exceptions import ConcurrencyError, ConnectionClosed, MessageDecodeError
-from .frames import Close, CloseCode, Ping, Pong
+from .exceptions import ConcurrencyError, ConnectionClosed
+from .frames import CloseCode
 from .handshake import Accepted
 from .health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     Disconnected,
-    Reconnected,
     ReconnectPolicy,
-    Stats,
 )
 from .http11 import Response
 from .lifecycle import ATTEMPT_ERRORS, GiveUp, Retry
 from .options import THREADED, get_option
-from .pings import Pings
 from .protocol import ClientProtocol, FrameAction, State
 
 __all__ = ["DEFAULT_USER_AGENT", "FrameAction", "WebSocketClient"]
-
-logger = logging.getLogger("wsfast")
 
 # The registry (wsfast.options.OPTIONS) defines every default once; these names read it.
 DEFAULT_USER_AGENT: str = get_option("user_agent").default
@@ -57,7 +54,6 @@ MessageCallback = Callable[[Any], None]
 CloseCallback = Callable[[int, str], None]
 PayloadCallback = Callable[[bytes], None]
 RawHook = Callable[[Any], "FrameAction | int | None"]
-LogFunction = Callable[[str], None]
 ClientHook = Callable[["WebSocketClient"], None]
 DisconnectCallback = Callable[[Disconnected], None]
 
@@ -68,7 +64,7 @@ def _shut(sock: socket.socket, how: int) -> None:
         sock.shutdown(how)
 
 
-class WebSocketClient(Observable):
+class WebSocketClient(_Frontend):
     """A WebSocket client whose callbacks run on its own event thread.
 
     Example::
@@ -146,38 +142,22 @@ class WebSocketClient(Observable):
         warn_low_throughput: float | None = None,
         implementation: str | None = None,
     ) -> None:
-        # Every option checked against wsfast.options.OPTIONS, derived values computed once.
-        self._config = self._connect_config = config = Config.build(THREADED, locals())  # connect()'s
+        # Every option checked against wsfast.options.OPTIONS, derived values computed once. The message
+        # callback is the positional one or on_message (config["on_message"]: _Frontend's _on_message).
+        config = Config.build(THREADED, locals())
+        monitor = Monitor.create(events, warn_slow_operation, warn_low_throughput)
+        super().__init__(config, monitor, {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog})
+        self._connect_config = config  # connect()'s, with its headers
         self._url = config.url
-        self._callback = config["callback"]  # the positional callback or on_message
-        self._on_close, self._on_ping, self._on_pong, self._raw_hook = on_close, on_ping, on_pong, raw_hook
-        self._on_idle, self._on_connect, self._on_disconnect = on_idle, on_connect, on_disconnect
-        self._log_functions = {logging.INFO: log, logging.ERROR: errlog, logging.DEBUG: debuglog}
-        self._close_timeout = close_timeout
-        # Keepalive, reconnect decisions and statistics over every connection (wsfast.lifecycle).
-        self._lifecycle = config.new_lifecycle()
-        self._pings: Pings[concurrent.futures.Future[float]] = Pings()  # ping() calls waiting for a PONG
-        self._ping_lock = threading.Lock()
+        self._on_close, self._raw_hook = on_close, raw_hook
         self._connect_lock = threading.Lock()
         self._write_lock = threading.Lock()
-        self._stats_lock = threading.Lock()
         self._sock: socket.socket | None = None
         self._protocol: ClientProtocol | None = None
         self._thread: threading.Thread | None = None
         self._closed = threading.Event()
         self._closed.set()
         self._stop = threading.Event()  # set by disconnect(): no reconnect after it
-        self._connection_id = -1
-        self._last_received_at = 0.0  # when the event thread last read bytes (monotonic)
-        self._last_message_at = 0.0  # when the last data message arrived (monotonic; 0: none)
-        self._close_exception: ConnectionClosed | None = None
-        self._events = Monitor.create(events, warn_slow_operation, warn_low_throughput)
-        self.response: Response | None = None
-        """The handshake response of the current (or last) connection."""
-        self.subprotocol: str | None = None
-        self.reconnected: Reconnected | None = None
-        """How the last reconnection went (when the connection was lost and re-established), or
-        ``None`` before the first reconnection."""
 
     # Properties
 
@@ -188,20 +168,10 @@ class WebSocketClient(Observable):
         return self._url.safe_url()
 
     @property
-    def connection_id(self) -> int:
-        """This connection's number in a process-wide sequence; -1 before the first connection."""
-        return self._connection_id
-
-    @property
     def is_open(self) -> bool:
         """Whether the connection is open: messages can be sent and received."""
         protocol = self._protocol
         return protocol is not None and protocol.state is State.OPEN and not self._closed.is_set()
-
-    @property
-    def is_reconnecting(self) -> bool:
-        """Whether the connection was lost and the client is waiting to reconnect, or reconnecting."""
-        return self._lifecycle.reconnecting
 
     @property
     def close_code(self) -> int | None:
@@ -222,49 +192,12 @@ class WebSocketClient(Observable):
         did), or ``None`` while open."""
         if not self._closed.is_set():
             return None
-        return self._lifecycle.gave_up or self._close_exception
-
-    def stats(self) -> Stats:
-        """Counters over every connection of this client (messages, bytes, frames, pings, round-trip
-        time, reconnects...), read without stopping anything."""
-        with self._stats_lock:
-            return self._lifecycle.stats(
-                now=time.monotonic(), wall=time.time(), last_message_at=self._last_message_at
-            )
-
-    def _monitor_connection_id(self) -> int:
-        return self._connection_id
+        return self._lifecycle.closed_exception()
 
     def _on_event_thread(self) -> bool:
         """Whether the caller is the event thread: a callback."""
         thread = self._thread
         return thread is not None and threading.current_thread() is thread
-
-    # Logging and callbacks
-
-    def _log(self, level: int, message: str, *args: object) -> None:
-        function = self._log_functions.get(level)
-        if function is None and not logger.isEnabledFor(level):
-            return
-        text = f"[{self._connection_id}] " + (message % args if args else message)
-        logger.log(level, "%s", text)
-        if function is not None:
-            try:
-                function(text)
-            except Exception:  # a broken log hook must not break the connection
-                logger.exception("[%s] log function raised", self._connection_id)
-
-    def _call(self, function: Callable[[Any], Any], argument: object) -> Any:
-        try:
-            return function(argument)
-        except Exception:
-            self._callback_failed(function)
-            return None
-
-    def _callback_failed(self, function: Callable[[Any], Any]) -> None:
-        logger.exception("[%s] exception in a callback", self._connection_id)
-        if self._log_functions[logging.ERROR] is not None:
-            self._log(logging.ERROR, "exception in callback %r", function)
 
     # Connecting
 
@@ -310,9 +243,7 @@ class WebSocketClient(Observable):
     def _open(self, config: Config) -> tuple[socket.socket, Accepted]:
         """Number and open a new connection as *config* says: :func:`~wsfast._opening_sync.open_connection`
         executes what its :class:`~wsfast.opening.Opening` decides, within *open_timeout*."""
-        self._connection_id = next_connection_id()  # process-wide, shared by both clients
-        if (events := self._events) is not None:
-            events.connection_id = self._connection_id
+        self._number()
         sock, accepted, url = open_connection(config, self._events)
         if url != self._url:
             self._log(logging.INFO, "redirected from %s to %s", self._url, url)
@@ -324,17 +255,10 @@ class WebSocketClient(Observable):
         protocol = self._config.new_protocol(accepted.compression)
         if self._protocol is not None:  # connect() again: the old event thread may still be ending
             self._fail_pings(self._protocol)
-        with self._write_lock, self._stats_lock, self._ping_lock:
+        with self._write_lock:
             self._sock, self._protocol = sock, protocol
             self._closed = threading.Event()  # one per connection: an old thread can't clear it
-            self._close_exception = None
-            self._last_received_at = now = time.monotonic()
-            marker = self._lifecycle.opened(
-                protocol, now=now, wall=time.time(), connection_id=self._connection_id
-            )
-        if marker is not None:
-            self.reconnected = marker
-        self.response, self.subprotocol = accepted.response, accepted.subprotocol
+            self._opened(protocol, accepted)
         self._log(logging.INFO, "connected to %s (HTTP %s)", self._url, accepted.response.status)
         return protocol
 
@@ -355,13 +279,8 @@ class WebSocketClient(Observable):
                 threading.current_thread().name = f"wsfast-{self._connection_id}"
                 failed = self._connected(sock, protocol, ready)  # before any message of the connection
                 error = self._serve(sock, protocol, leftover) or failed
-                with self._stats_lock:  # reconnect() asked for a new one: Lifecycle.request_reconnect()
-                    now, wall, stopped = time.monotonic(), time.time(), stop.is_set()
-                    info, decision = self._lifecycle.lost(
-                        protocol, now=now, wall=wall, error=error, stopped=stopped
-                    )
-                if self._on_disconnect is not None:
-                    self._call(self._on_disconnect, info)
+                # reconnect() asked for a new one: Lifecycle.request_reconnect()
+                decision = self._lost(protocol, error=error, stopped=stop.is_set())
                 opened = self._reconnect_with_backoff(decision, stop)
                 if opened is None:
                     return
@@ -393,7 +312,7 @@ class WebSocketClient(Observable):
                 self._callback_failed(self._on_connect)
                 error = exc
                 with self._write_lock, contextlib.suppress(OSError):
-                    sock.sendall(self._lifecycle.on_connect_failed(exc))
+                    sock.sendall(self._lifecycle.on_connect_failed(exc))  # the CLOSE (1011)
                     sock.shutdown(socket.SHUT_WR)  # RFC 6455 §7.1.7: nothing more is sent
         if not ready.done():
             if error is None:
@@ -407,17 +326,13 @@ class WebSocketClient(Observable):
     ) -> tuple[socket.socket, Accepted] | None:
         """Reconnect as the lifecycle decides; ``None`` if it gives up or :meth:`disconnect` stops it."""
         while isinstance(decision, Retry):
-            self._log(logging.INFO, "reconnecting in %.3g s (attempt %d)", decision.delay, decision.attempt)
+            self._retrying(decision)
             if stop.wait(decision.delay):
                 break
             try:
                 sock, accepted = self._open(self._connect_config)
             except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
-                self._log(logging.ERROR, "reconnection attempt %d failed: %s", decision.attempt, exc)
-                outcome = self._lifecycle.attempt_failed(exc)
-                if isinstance(outcome, GiveUp):  # close_exception says why: lifecycle.gave_up
-                    self._log(logging.ERROR, "giving up reconnecting after %d attempts", decision.attempt)
-                decision = outcome
+                decision = self._attempt_failed(decision, exc)
                 continue
             if not stop.is_set():
                 return sock, accepted
@@ -487,7 +402,6 @@ class WebSocketClient(Observable):
             elif error is not None:
                 self._log(logging.ERROR, "connection lost: %s", error)
             self._log(logging.INFO, "closed: %s %s", protocol.close_code, protocol.close_reason)
-            self._close_exception = protocol.closed_exception()
             closed.set()
             self._fail_pings(protocol)
         return error
@@ -499,13 +413,11 @@ class WebSocketClient(Observable):
             if verdict.data:
                 with contextlib.suppress(OSError):  # a dead peer shows up as the PONG's absence
                     sock.sendall(verdict.data)
-        if verdict.ended:
-            self._log(logging.ERROR if verdict.abort else logging.INFO, "%s", verdict.ended)
-        if verdict.abort:  # the peer is presumed dead: waiting for it to close TCP would only add delay
-            _shut(sock, socket.SHUT_RDWR)
-        if verdict.on_idle and self._on_idle is not None:
-            self._log(logging.INFO, "no message for %g s", self._lifecycle.idle_timeout)
-            self._call(self._on_idle, self)
+        self._carry_out(verdict)
+
+    def _abort(self) -> None:
+        if (sock := self._sock) is not None:
+            _shut(sock, socket.SHUT_RDWR)  # wakes the event thread's recv
 
     def _process(self, sock: socket.socket, protocol: ClientProtocol, data: BytesLike) -> None:
         """Hand what *data* completes to the protocol, then to the callbacks. A raw hook sees each event
@@ -523,15 +435,14 @@ class WebSocketClient(Observable):
             # Data messages only: hand them on without looking at their types.
             if events:
                 self._last_message_at = self._last_received_at
-            if (callback := self._callback) is not None:
+            if (callback := self._on_message) is not None:
                 for message in events:
                     try:
                         callback(message)
                     except Exception:
                         self._callback_failed(callback)
             return
-        if self._lifecycle.received(events, self._last_received_at):  # PONGs first, for keepalive
-            self._last_message_at = self._last_received_at
+        self._received(events)  # PONGs first, for keepalive
         for event in events:
             if hook is not None:
                 action = None if protocol.hook_stopped else self._call(hook, event)
@@ -540,7 +451,7 @@ class WebSocketClient(Observable):
                     self._flush(sock, protocol)
                 if not deliver:
                     continue
-            self._deliver(protocol, event)
+            self._deliver(event)
         if protocol.failure_pending:
             # The messages before the bad frame were handled first (frames are processed in order);
             # now fail the connection.
@@ -558,36 +469,6 @@ class WebSocketClient(Observable):
             # half-close (not a full close, which turns into a RST while the server still streams and
             # can destroy our CLOSE before it is read) lets the server see the close code.
             _shut(sock, socket.SHUT_WR)
-
-    def _deliver(self, protocol: ClientProtocol, event: Any) -> None:
-        """Hand one processed event to the matching callback. A :class:`~wsfast.MessageDecodeError`
-        (a message *loads* rejected, counted in ``stats().decode_errors``) is logged, never delivered."""
-        if isinstance(event, Ping):
-            if self._on_ping is not None:
-                self._call(self._on_ping, event.payload)
-        elif isinstance(event, Pong):
-            if self._pings:
-                with self._ping_lock:  # the time it was read, whatever callbacks ran since
-                    answered = self._pings.answered(event.payload, self._last_received_at)
-                for waiter, rtt in self._lifecycle.pings_answered(answered):  # the last: stats().last_rtt
-                    waiter.set_result(rtt)
-            if self._on_pong is not None:
-                self._call(self._on_pong, event.payload)
-        elif isinstance(event, Close):
-            self._log(logging.DEBUG, "server closed: %s %s", event.code, event.reason)
-            self._fail_pings(protocol)  # nothing follows a CLOSE (RFC 6455 §5.5.1), no PONG either
-        elif isinstance(event, MessageDecodeError):
-            self._log(logging.ERROR, "skipping a text message that loads() rejected: %s", event)
-        elif self._callback is not None:
-            self._call(self._callback, event)
-
-    def _fail_pings(self, protocol: ClientProtocol) -> None:
-        """No PONG will come on *protocol*'s connection: the :meth:`ping` calls waiting raise how it ended
-        (if it is current: :meth:`_install` fails those of the one it replaces, under the ping lock)."""
-        with self._ping_lock:
-            waiters = self._pings.closed() if self._protocol is protocol else []
-        for waiter in waiters:
-            waiter.set_exception(protocol.closed_exception())
 
     def _shutdown(self, sock: socket.socket) -> None:
         _shut(sock, socket.SHUT_RDWR)
@@ -665,24 +546,14 @@ class WebSocketClient(Observable):
                 "reads; send the PING with send_frame(payload, Opcode.PING) and see the PONG in on_pong"
             )
         waiter: concurrent.futures.Future[float] = concurrent.futures.Future()  # settled by the event thread
-        data = b""
-
-        def build(protocol: ClientProtocol) -> bytes:
-            nonlocal data
-            with self._ping_lock:
-                data = self._pings.payload(payload)
-                frame = protocol.send_ping(data)
-                self._pings.sent(data, waiter, time.monotonic())
-            return frame
-
         try:
-            self._send_frame(build)
+            self._send_frame(lambda protocol: self._ping_frame(protocol, payload, waiter))
             return waiter.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"no PONG within {timeout} s") from None
         finally:
             with self._ping_lock:
-                self._pings.forget(data, waiter)
+                self._pings.forget(waiter)
 
     def pong(self, payload: str | BytesLike = b"") -> None:
         """Send a PONG: the answer to a PING from an *on_ping* hook, or a unidirectional keep-alive."""

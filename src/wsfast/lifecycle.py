@@ -27,6 +27,7 @@ A driver's loop::
     GiveUp(error):          no connection follows; error says why reconnecting gave up (None when no
                             reconnection was wanted: no policy, close()/disconnect(), a failed first
                             on_connect)
+    a reader waits:         lifecycle.may_follow(stopped=...): wait across a reconnection, or end
 
 The decisions:
 
@@ -55,6 +56,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .exceptions import (
+    ConnectionClosed,
     ConnectionClosedError,
     ConnectionClosedOK,
     HandshakeError,
@@ -219,6 +221,7 @@ class Lifecycle:
         self._lost_code = int(CloseCode.ABNORMAL_CLOSURE)
         self._lost_reason = ""
         self._lost_received = False
+        self._over = False  # no connection follows the last one (lost() or attempt_failed() gave up)
         self.gave_up: ConnectionClosedError | None = None
         """Why reconnecting gave up, once it did (until the next :meth:`opened` by ``connect()``)."""
 
@@ -228,6 +231,12 @@ class Lifecycle:
     def reconnecting(self) -> bool:
         """Whether a connection was lost and a reconnection is being waited for or attempted."""
         return self._retrying is not None
+
+    def may_follow(self, *, stopped: bool) -> bool:
+        """Whether another connection may still follow the current one: there is a reconnect policy,
+        ``close()``/``disconnect()`` was not called (*stopped*), and reconnecting has not given up. A
+        reader waiting for a message waits across the gap then, rather than ending."""
+        return self.policy is not None and not stopped and not self._over
 
     def opened(
         self, protocol: ClientProtocol, *, now: float, wall: float, connection_id: int
@@ -241,6 +250,7 @@ class Lifecycle:
         self.connected_at = wall
         self._opened_at = now
         self._connect_error = None
+        self._over = False
         policy, self._retrying = self._retrying, None
         if policy is None:
             self._fresh = True
@@ -313,6 +323,7 @@ class Lifecycle:
             self.connection_id,
         )
         if not retry:
+            self._over = True
             return info, GiveUp()
         assert policy is not None
         if forced or now - self._opened_at >= policy.stable_after:
@@ -341,6 +352,7 @@ class Lifecycle:
             return GiveUp(self.gave_up)
         if not _worth_retrying(error) or policy.gives_up(self._attempt):
             self._retrying = None
+            self._over = True
             # Giving up is an error whatever the lost connection's close code was.
             self.gave_up = ConnectionClosedError(
                 self._lost_code,
@@ -350,9 +362,18 @@ class Lifecycle:
             return GiveUp(self.gave_up)
         return self._next()
 
+    def closed_exception(self) -> ConnectionClosed | None:
+        """How the client's last connection ended, for ``close_exception`` and the calls refused after
+        it: why reconnecting gave up, once it did, else that connection's :class:`~wsfast.ConnectionClosed`
+        (``None`` before the first connection)."""
+        if self.gave_up is not None:
+            return self.gave_up
+        return self.protocol.closed_exception() if self.protocol is not None else None
+
     def cancel(self) -> None:
         """``close()``/``disconnect()`` interrupted the reconnection: none follows."""
         self._retrying = None
+        self._over = True
 
     # Keepalive and the idle watchdog
 

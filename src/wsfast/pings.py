@@ -20,7 +20,7 @@ A driver::
     pings.sent(data, waiter, now)            # write frame; wait on waiter
     for each PONG:                           for waiter, rtt in pings.answered(pong.payload, now): settle
     the server's CLOSE, the connection ends: for waiter in pings.closed(): fail it
-    a waiter stops waiting (timeout):        pings.forget(data, waiter)
+    a waiter stops waiting (timeout):        pings.forget(waiter)
 
 Not thread-safe: a threaded driver holds one lock around these calls.
 """
@@ -103,9 +103,10 @@ class Pings(Generic[W]):
         self._waiting.clear()
         return waiters
 
-    def forget(self, payload: bytes, waiter: W) -> None:
-        """*waiter* stopped waiting (it timed out, it was cancelled): its PING no longer waits, unless
-        another waiter's PING with the same payload took its place."""
-        entry = self._waiting.get(payload)
-        if entry is not None and entry[0] is waiter:
-            del self._waiting[payload]
+    def forget(self, waiter: W) -> None:
+        """*waiter* stopped waiting (it timed out, it was cancelled): its PING no longer waits. Another
+        waiter's PING that took its payload since keeps waiting (waiters are told apart by identity)."""
+        for payload, (entry, _) in self._waiting.items():
+            if entry is waiter:
+                del self._waiting[payload]
+                return

@@ -524,7 +524,7 @@ class AsyncioClient(Client):
 
     @property
     def protocol(self) -> Any:
-        return self._current()._core
+        return self._current()._protocol
 
     def wait_closed(self, timeout: float = WAIT) -> None:
         ws = self._current()

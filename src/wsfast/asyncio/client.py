@@ -4,7 +4,9 @@ A thin I/O layer over the sans-I/O core: :class:`~wsfast.asyncio._connection._Co
 :class:`asyncio.BufferedProtocol`) hands the transport's reusable receive buffer straight to
 :class:`~wsfast.protocol.ClientProtocol`, which makes every protocol decision; :mod:`wsfast.opening`
 decides the opening (executed by :mod:`wsfast.asyncio._opening`), :mod:`wsfast.lifecycle` keepalive and
-reconnecting, :mod:`wsfast.delivery` the receive queue. Messages go to an inline ``on_message`` callback
+reconnecting, :mod:`wsfast.delivery` the receive queue; what both clients do with those decisions
+(callbacks, event dispatch, verdicts, reconnect steps, ``stats()``) is :class:`~wsfast._frontend._Frontend`'s,
+written once. Messages go to an inline ``on_message`` callback
 (no queue, no task per message, as picows listeners) or to the queue read by :meth:`WebSocket.recv` and
 ``async for``.
 
@@ -22,7 +24,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import inspect
-import logging
 import os
 import socket
 import ssl as ssl_module
@@ -33,7 +34,8 @@ from types import TracebackType
 from typing import Any
 
 from .. import codec
-from .._monitor import Monitor, Observable, Subscriber, next_connection_id
+from .._frontend import _Frontend, logger
+from .._monitor import Monitor, Subscriber
 from .._opening_io import Reporter, new_opening
 from .._typing import BytesLike
 from ..config import Config, checks_options
@@ -46,28 +48,22 @@ from ..exceptions import (
     ConnectionClosedOK,
     MessageDecodeError,
 )
-from ..frames import Close, CloseCode, Ping, Pong
+from ..frames import CloseCode
 from ..handshake import Accepted
 from ..health import (
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
     Disconnected,
-    Reconnected,
     ReconnectPolicy,
-    Stats,
 )
-from ..http11 import Response
 from ..lifecycle import ATTEMPT_ERRORS, GiveUp, Retry, closing
 from ..options import ASYNCIO, get_option
-from ..pings import Pings
 from ..protocol import State
 from ..uri import WebSocketURL
 from ._connection import _Connection
 from ._opening import open_transport
 
 __all__ = ["OverflowPolicy", "WebSocket", "connect"]
-
-logger = logging.getLogger("wsfast")
 
 DEFAULT_USER_AGENT: str = get_option("user_agent").default  # defined once, in wsfast.options
 
@@ -198,10 +194,8 @@ class connect:
     async def _establish(self, ws: WebSocket) -> tuple[_Connection, Accepted, WebSocketURL]:
         """A new open connection for *ws*: every decision is :class:`~wsfast.opening.Opening`'s, executed with
         transports by :func:`~wsfast.asyncio._opening.open_transport` within *open_timeout*."""
-        ws.connection_id = connection_id = next_connection_id()
         ws._events = events = self._events
-        if events is not None:
-            events.connection_id = connection_id
+        ws._number()
         given = self._config.take_sock()  # OpeningError once the sock= socket served a connection
         reporter = Reporter(events)
         opening = new_opening(self._config, reporter)
@@ -213,7 +207,7 @@ class connect:
         return connection, accepted, url
 
 
-class WebSocket(Observable):
+class WebSocket(_Frontend):
     """An open WebSocket connection (asyncio). Create it with :func:`wsfast.connect`.
 
     It belongs to the event loop that opened it: its methods called from another thread or event loop
@@ -224,15 +218,10 @@ class WebSocket(Observable):
     """
 
     def __init__(self, connector: connect) -> None:
+        super().__init__(connector._config, connector._events)
         self._connector = connector
-        self._config = config = connector._config
+        self._protocol = (config := self._config).new_protocol()
         self.url = config.url
-        self._on_message = config["on_message"]
-        self._on_ping = config["on_ping"]
-        self._on_pong = config["on_pong"]
-        self._close_timeout: float | None = config["close_timeout"]
-        self._core = config.new_protocol()
-        self._lifecycle = config.new_lifecycle()  # keepalive, reconnecting, stats over every connection
         # The receive queue's policy (wsfast.delivery); its deque and bound methods are kept for the hot
         # paths (an attribute lookup less per message).
         self._delivery = Delivery(
@@ -243,9 +232,7 @@ class WebSocket(Observable):
         )
         self._queue, self._put, self._get = self._delivery.queue, self._delivery.put, self._delivery.get
         self._beat_due = 0.0  # when the keepalive timer is due
-        self._last_received_at = self._last_message_at = 0.0  # monotonic: the last read, the last message
         self._stopping = False  # close() was called: no reconnection
-        self._reconnect_requested = False  # reconnect() was called
         self._reconnect_task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
         self._thread_id = threading.get_ident()  # the owning loop's thread (see _get_ident)
@@ -253,21 +240,7 @@ class WebSocket(Observable):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
-        self._pings: Pings[asyncio.Future[float]] = Pings()  # ping() calls waiting for their PONG
         self._closed = self._loop.create_future()  # the end of the last connection: no more to come
-        self.response: Response | None = None
-        """The handshake response (status and headers)."""
-        self.subprotocol: str | None = None
-        self.latency: float | None = None
-        """The round-trip time of the last PING answered, in seconds."""
-        self.reconnected: Reconnected | None = None
-        """How the last reconnection went, or ``None`` before the first one."""
-        self.connection_id = -1
-        """This connection's number in the process-wide sequence shared with the threaded client."""
-        self._events: Monitor | None = None
-
-    def _monitor_connection_id(self) -> int:
-        return self.connection_id
 
     def _set_events(self, events: Monitor | None) -> None:
         self._events = events
@@ -278,17 +251,11 @@ class WebSocket(Observable):
 
     def _open(self, connection: _Connection, accepted: Accepted, url: WebSocketURL) -> None:
         """Make *connection* (handshake done) the current one, with a new protocol core."""
-        self._core = self._config.new_protocol(accepted.compression)
+        self._protocol = protocol = self._config.new_protocol(accepted.compression)
         self._connection = connection
         self._writing_paused = False
         self.url = url
-        self.response, self.subprotocol = accepted.response, accepted.subprotocol
-        self._last_received_at = now = _monotonic()
-        marker = self._lifecycle.opened(
-            self._core, now=now, wall=time.time(), connection_id=self.connection_id
-        )
-        if marker is not None:
-            self.reconnected = marker
+        marker = self._opened(protocol, accepted)
         # The Reconnected marker goes in the stream, before the new messages (not to on_message).
         self._delivery.opened(marker if self._on_message is None else None)
         deadline = self._lifecycle.deadline
@@ -329,27 +296,32 @@ class WebSocket(Observable):
         """The protocol state; ``CLOSED`` once the event loop that owned the connection is closed."""
         if self._loop.is_closed():
             return State.CLOSED
-        return self._core.state
+        return self._protocol.state
 
     @property
     def open(self) -> bool:
         """Whether messages can be sent and received: ``False`` once the connection is closing or
         closed, and once the event loop that owned it is closed (after ``asyncio.run()`` returned)."""
-        return self._core.state is State.OPEN and not self._loop.is_closed()
+        return self._protocol.state is State.OPEN and not self._loop.is_closed()
 
     @property
     def close_code(self) -> int | None:
         """How the connection ended (the server's code, ours if we failed it, 1006), or None if open.
         1006 once the event loop that owned the connection is closed."""
-        if self._core.state is State.CLOSED:
-            return self._core.close_code
+        if self._protocol.state is State.CLOSED:
+            return self._protocol.close_code
         return CloseCode.ABNORMAL_CLOSURE if self._loop.is_closed() else None
 
     @property
     def close_reason(self) -> str | None:
-        if self._core.state is State.CLOSED:
-            return self._core.close_reason
+        if self._protocol.state is State.CLOSED:
+            return self._protocol.close_reason
         return _LOOP_CLOSED if self._loop.is_closed() else None
+
+    @property
+    def latency(self) -> float | None:
+        """The round-trip time of the last :meth:`ping` answered, in seconds (``None`` before)."""
+        return self._latency
 
     @property
     def dropped(self) -> int:
@@ -386,14 +358,14 @@ class WebSocket(Observable):
 
     def _loop_closed_error(self) -> ConnectionClosed:
         """How the connection ended, for a caller that finds its event loop closed."""
-        if self._core.state is State.CLOSED:
-            return self._core.closed_exception()
+        if self._protocol.state is State.CLOSED:
+            return self._protocol.closed_exception()
         return ConnectionClosedError(CloseCode.ABNORMAL_CLOSURE, _LOOP_CLOSED)
 
     # The receive path (called by _Connection)
 
     def _receive(self, data: BytesLike) -> None:
-        core = self._core
+        core = self._protocol
         self._last_received_at = now = _monotonic()
         events = core.receive_data(data, defer_failure=True)
         if not core.last_had_control:
@@ -437,36 +409,14 @@ class WebSocket(Observable):
             self._closing()
 
     def _dispatch(self, events: list[Any]) -> None:
-        # PONGs are accounted before any callback runs, so a slow callback cannot skew the round trip.
-        read_at = self._last_received_at
-        if self._lifecycle.received(events, read_at):
-            self._last_message_at = read_at
-        on_message = self._on_message
-        messages = []
+        """The events of a read with a control frame: each to its callback (:meth:`_Frontend._deliver`), the
+        messages to the queue if there is no *on_message*."""
+        self._received(events)  # PONGs are accounted before any callback: a slow one cannot skew them
+        messages: list[Any] | None = [] if self._on_message is None else None
         for event in events:
-            kind = type(event)
-            if kind is Ping:
-                if self._on_ping is not None:
-                    self._call(self._on_ping, event.payload)
-            elif kind is Pong:
-                # The ping() calls it answers: its PING and every earlier one (wsfast.pings).
-                answered = self._pings.answered(event.payload, read_at)
-                for future, rtt in self._lifecycle.pings_answered(answered):
-                    self.latency = rtt  # the last: the PING with its payload
-                    if not future.done():
-                        future.set_result(rtt)
-                if self._on_pong is not None:
-                    self._call(self._on_pong, event.payload)
-            elif kind is Close:
-                pass
-            elif on_message is None:
-                messages.append(event)
-            elif kind is MessageDecodeError:
-                logger.error("skipping a text message that loads() rejected: %s", event)
-            else:
-                self._call(on_message, event)
-        if on_message is None and (messages or self._queue):
-            if self._delivery.put(messages, self._core):
+            self._deliver(event, messages)
+        if messages is not None and (messages or self._queue):
+            if self._delivery.put(messages, self._protocol):
                 self._closing()  # the "error" overflow policy failed the connection (1008)
             self._wake_receiver()
 
@@ -477,7 +427,7 @@ class WebSocket(Observable):
         if connection.failure_timer is not None:
             connection.failure_timer.cancel()
             connection.failure_timer = None
-        self._core.finish_receive()
+        self._protocol.finish_receive()
         if self._delivery.release_failure():
             # Reading paused while the failure waited in the queue; the server's TCP close must be seen.
             self._resume_reading()
@@ -486,7 +436,7 @@ class WebSocket(Observable):
     def _closing(self) -> None:
         """The connection left OPEN: do what :func:`wsfast.lifecycle.closing` says (write the CLOSE,
         half-close after a failure, bound the wait for the server's TCP close)."""
-        action = closing(self._core)
+        action = closing(self._protocol)
         if action.data:
             self._write(action.data)
         connection = self._connection
@@ -509,13 +459,6 @@ class WebSocket(Observable):
         if (transport := self._transport) is not None:
             transport.resume_reading()
 
-    def _call(self, function: Callable[[Any], Any], argument: Any) -> Any:
-        try:
-            return function(argument)
-        except Exception:
-            logger.exception("exception in a callback")
-            return None
-
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter
         if waiter is not None and not waiter.done():
@@ -528,24 +471,11 @@ class WebSocket(Observable):
         or finish."""
         if connection is not self._connection:
             return
-        core = self._core
-        core.receive_eof()
-        for future in self._pings.closed():
-            if not future.done():
-                future.set_exception(core.closed_exception())
+        self._protocol.receive_eof()
         if self._drain_waiter is not None and not self._drain_waiter.done():
             self._drain_waiter.set_result(None)
-        forced, self._reconnect_requested = self._reconnect_requested, False
-        info, decision = self._lifecycle.lost(
-            core,
-            now=_monotonic(),
-            wall=time.time(),
-            forced=forced,
-            stopped=self._stopping,
-            fatal=self._delivery.error is not None,
-        )
-        if self._config["on_disconnect"] is not None:
-            self._call(self._config["on_disconnect"], info)
+        fatal = self._delivery.error is not None  # the "error" overflow policy: no reconnection
+        decision = self._lost(self._protocol, stopped=self._stopping, fatal=fatal)
         if isinstance(decision, Retry):
             self._reconnect_task = self._loop.create_task(self._reconnect_with_backoff(decision))
         else:
@@ -562,17 +492,13 @@ class WebSocket(Observable):
         """Reconnect as the lifecycle decides, until a connection opens or it gives up."""
         try:
             while True:
-                logger.info(
-                    "reconnecting to %s in %.3g s (attempt %d)", self.url, decision.delay, decision.attempt
-                )
+                self._retrying(decision)
                 await asyncio.sleep(decision.delay)
                 try:
                     connection, accepted, url = await self._connector._establish(self)
                 except ATTEMPT_ERRORS as exc:  # OSError: TimeoutError and the opening errors too
-                    logger.error("reconnection attempt %d failed: %s", decision.attempt, exc)
-                    outcome = self._lifecycle.attempt_failed(exc)
+                    outcome = self._attempt_failed(decision, exc)
                     if isinstance(outcome, GiveUp):
-                        logger.error("giving up reconnecting after %d attempts", decision.attempt)
                         break
                     decision = outcome
                 else:
@@ -589,10 +515,6 @@ class WebSocket(Observable):
         self._reconnect_task = None
         self._finish()
 
-    def _may_reconnect(self) -> bool:
-        """Whether another connection may still follow the current one."""
-        return self._config.reconnect is not None and not self._stopping and not self._closed.done()
-
     async def _await_end(self) -> None:
         """Wait for the server to close TCP (RFC 6455 §7.1.1) up to *close_timeout*, then abort it."""
         connection = self._connection
@@ -607,8 +529,8 @@ class WebSocket(Observable):
 
     async def _close_and_wait(self, code: int, reason: str) -> None:
         """Start the closing handshake (RFC 6455 §7.1.2) and wait for the end of the connection."""
-        if self._core.state is not State.CLOSED:
-            frame = self._core.send_close(code, reason)
+        if self._protocol.state is not State.CLOSED:
+            frame = self._protocol.send_close(code, reason)
             if frame:
                 self._write(frame)
         await self._await_end()
@@ -635,30 +557,17 @@ class WebSocket(Observable):
             return
         if verdict.data:
             self._write(verdict.data)
-        if verdict.ended:
-            (logger.error if verdict.abort else logger.info)("%s: %s", self.url, verdict.ended)
+        result = self._carry_out(verdict)  # log, abort, or on_idle
         if verdict.abort:
-            self._abort()  # the peer is presumed dead: waiting for its TCP close only adds delay
             return
-        if verdict.on_idle and self._config["on_idle"] is not None:
-            logger.info("%s: no message for %g s", self.url, lifecycle.idle_timeout)
-            result = self._call(self._config["on_idle"], self)
-            if inspect.isawaitable(result):
-                self._loop.create_task(_logged(result, "on_idle"))
+        if inspect.isawaitable(result):
+            self._loop.create_task(_logged(result, "on_idle"))
         deadline = lifecycle.deadline
         if deadline is not None:
             self._schedule_beat(deadline)
 
-    def stats(self) -> Stats:
-        """Counters over every connection of this WebSocket (messages, bytes, frames, pings,
-        round-trip time, reconnects, drops, queue depth...)."""
-        return self._lifecycle.stats(
-            now=_monotonic(),
-            wall=time.time(),
-            last_message_at=self._last_message_at,
-            dropped=self._delivery.dropped,
-            queue_depth=len(self._queue),
-        )
+    def _queue_stats(self) -> dict[str, int]:
+        return {"dropped": self._delivery.dropped, "queue_depth": len(self._queue)}
 
     # Receiving
 
@@ -696,8 +605,12 @@ class WebSocket(Observable):
             raise RuntimeError("messages go to on_message; recv() is not available")
         queue = self._queue
         while not queue:
-            reconnecting, gave_up = self._may_reconnect(), self._lifecycle.gave_up
-            if self._delivery.empty(self._core, reconnecting=reconnecting, gave_up=gave_up) is AWAIT_CLOSE:
+            lifecycle = self._lifecycle  # may another connection follow? (reconnecting)
+            reconnecting = lifecycle.may_follow(stopped=self._stopping)
+            if (
+                self._delivery.empty(self._protocol, reconnecting=reconnecting, gave_up=lifecycle.gave_up)
+                is AWAIT_CLOSE
+            ):
                 await self._await_end()
                 continue
             with self._delivery.reader:  # ConcurrencyError: one reader at a time
@@ -715,7 +628,7 @@ class WebSocket(Observable):
         message = self._get()
         if message is FAILED:
             self._fail_now()
-            raise self._core.closed_exception()
+            raise self._protocol.closed_exception()
         return message
 
     def __aiter__(self) -> AsyncIterator[Any]:
@@ -763,15 +676,15 @@ class WebSocket(Observable):
 
     async def _drain(self) -> None:
         """Wait until the transport's buffer drained; ConnectionClosed if the connection ends first."""
-        if self._writing_paused and self._core.state is not State.CLOSED:
+        if self._writing_paused and self._protocol.state is not State.CLOSED:
             self._check_loop("send")
-            core = self._core
+            core = self._protocol
             waiter = self._drain_waiter
             if waiter is None or waiter.done():
                 # One future for every sender waiting (a second one must not orphan the first).
                 waiter = self._drain_waiter = self._loop.create_future()
             await asyncio.shield(waiter)
-            if core.state is State.CLOSED or core is not self._core:
+            if core.state is State.CLOSED or core is not self._protocol:
                 # close() (or the end of the connection) woke us: the bytes may never leave.
                 raise core.closed_exception()
 
@@ -786,7 +699,7 @@ class WebSocket(Observable):
             # Another thread; or, in this thread, another loop (a later asyncio.run(), say): the
             # owning loop cannot be running then. Cheaper than _check_loop() (~50 ns against ~200).
             raise self._misuse("send")
-        frame = self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data)
+        frame = self._protocol.send_text(data) if isinstance(data, str) else self._protocol.send_binary(data)
         self._write(frame)
         if self._writing_paused:
             await self._drain()
@@ -800,7 +713,7 @@ class WebSocket(Observable):
             ConcurrencyError: called from another thread or event loop.
         """
         self._check_loop("send_frame")
-        self._write(self._core.send_frame(data, opcode, fin))
+        self._write(self._protocol.send_frame(data, opcode, fin))
         if self._writing_paused:
             await self._drain()
 
@@ -814,7 +727,9 @@ class WebSocket(Observable):
         """
         if _get_ident() != self._thread_id:
             raise self._misuse("send_nowait")
-        self._write(self._core.send_text(data) if isinstance(data, str) else self._core.send_binary(data))
+        self._write(
+            self._protocol.send_text(data) if isinstance(data, str) else self._protocol.send_binary(data)
+        )
 
     def send_threadsafe(self, data: str | BytesLike) -> concurrent.futures.Future[None]:
         """Send a message from any thread (the only method that may be called outside the owning loop).
@@ -866,11 +781,8 @@ class WebSocket(Observable):
             ConcurrencyError: called from another thread or event loop.
         """
         self._check_loop("ping")
-        data = self._pings.payload(payload)
-        frame = self._core.send_ping(data)
         future: asyncio.Future[float] = self._loop.create_future()
-        self._pings.sent(data, future, _monotonic())  # the clock of _last_received_at (not loop.time())
-        self._write(frame)
+        self._write(self._ping_frame(self._protocol, payload, future))
         return await future
 
     async def pong(self, payload: str | BytesLike = b"") -> None:
@@ -881,7 +793,7 @@ class WebSocket(Observable):
             ConcurrencyError: called from another thread or event loop.
         """
         self._check_loop("pong")
-        self._write(self._core.send_pong(payload))
+        self._write(self._protocol.send_pong(payload))
 
     # Closing
 
@@ -906,11 +818,6 @@ class WebSocket(Observable):
         await self._close_and_wait(code, reason)
         self._finish()
 
-    @property
-    def is_reconnecting(self) -> bool:
-        """Whether the connection was lost and a new one is being waited for or opened."""
-        return self._lifecycle.reconnecting
-
     async def reconnect(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Close the current connection (closing handshake with *code*) and open a new one at once,
         whatever *reconnect* says (its policy paces further attempts if the first fails); returns when
@@ -921,15 +828,14 @@ class WebSocket(Observable):
             ConnectionClosed: :meth:`close` was called, or reconnecting gave up.
         """
         if self._stopping or self._closed.done():
-            raise self._lifecycle.gave_up or self._core.closed_exception()
-        if self._reconnect_task is None:
-            self._reconnect_requested = True
+            raise self._lifecycle.closed_exception() or self._protocol.closed_exception()
+        if self._lifecycle.request_reconnect():  # else a reconnection is already under way
             await self._close_and_wait(code, reason)
         task = self._reconnect_task
         if task is not None:
             await asyncio.shield(task)
-        if self._core.state is not State.OPEN:
-            raise self._lifecycle.gave_up or self._core.closed_exception()
+        if self._protocol.state is not State.OPEN:
+            raise self._lifecycle.closed_exception() or self._protocol.closed_exception()
 
     async def wait_closed(self) -> None:
         """Wait until the connection is closed (with *reconnect*: until no connection will follow).
@@ -941,4 +847,4 @@ class WebSocket(Observable):
         await asyncio.shield(self._closed)
 
     def __repr__(self) -> str:
-        return f"<wsfast.WebSocket {self.url} {self._core.state.name}>"
+        return f"<wsfast.WebSocket {self.url} {self._protocol.state.name}>"
