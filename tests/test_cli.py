@@ -374,6 +374,15 @@ class TestConnectionOptions:
         assert "--cafile" in result.stderr
         assert "cannot load CA certificates" in result.stderr
 
+    @pytest.mark.parametrize("flag", [["--cafile", __file__], ["--insecure"]])
+    def test_tls_flags_need_a_wss_url(self, flag: list[str]) -> None:
+        result = run("ws://127.0.0.1:1/", *flag)
+        assert result.returncode == 2
+        assert (
+            result.stderr
+            == f"wsfast: {flag[0]} applies to wss:// URLs only: use a wss:// URL, or leave {flag[0]} out\n"
+        )
+
     def test_cafile_and_insecure_exclude_each_other(self, tmp_path: Path) -> None:
         result = run("wss://127.0.0.1:1/", "--cafile", "x.pem", "--insecure")
         assert result.returncode == 2

@@ -433,6 +433,9 @@ def _option_values(args: argparse.Namespace) -> dict[str, Any]:
             raise OptionError(f"-H {line!r}: {exc}") from None
     if args.header:
         flagged["headers"] = list(args.header)
+    if (args.cafile or args.insecure) and not args.url.lower().startswith("wss://"):
+        flag = "--cafile" if args.cafile else "--insecure"
+        raise OptionError(f"{flag} applies to wss:// URLs only: use a wss:// URL, or leave {flag} out")
     if args.cafile:
         flagged["ssl"] = _ca_context(args.cafile)
     if args.insecure:
