@@ -274,6 +274,21 @@ class TestInteractive:
         assert result.stdout.splitlines() == ["from --send", "from stdin"]
 
 
+class TestStdinLines:
+    def test_lines_split_across_reads(self) -> None:
+        """Lines cut anywhere by the reads (as from a pipe), a long one, and a last one without a line end."""
+        long_line = b"x" * 200_000
+        data = b"one\ntwo\r\n\n" + long_line + b"\nlast"
+        read, write = os.pipe()
+        writer = threading.Thread(target=lambda: (os.write(write, data), os.close(write)), daemon=True)
+        writer.start()
+        try:
+            assert list(cli._lines(read)) == [b"one", b"two\r", b"", long_line, b"last"]
+        finally:
+            writer.join(TIMEOUT)
+            os.close(read)
+
+
 class TestMessageFormats:
     def test_json_is_pretty_printed(self) -> None:
         document = {"op": "trade", "args": [1, 2], "price": "60000.5"}

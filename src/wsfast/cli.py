@@ -31,7 +31,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -149,14 +149,32 @@ class _Input:
     rejected: int = 0
 
 
-def _read_lines(stream: IO[bytes], mode: str, send: Any, state: _Input) -> None:
-    """Send each line of *stream* until its end (the stdin reader's thread)."""
+def _lines(fd: int) -> Iterator[bytes]:
+    """The lines read from file descriptor *fd*, without their ``\n``, until its end.
+
+    It reads the descriptor with ``os.read`` rather than ``sys.stdin.buffer``: a daemon thread blocked
+    in the buffered reader holds its lock, and Python's shutdown then aborts ("could not acquire lock
+    for <_io.BufferedReader name='<stdin>'>") when the connection ends before stdin does.
+    """
+    buffer = bytearray()
+    while chunk := os.read(fd, 65536):
+        scanned = len(buffer)  # a long line is searched once, not again for each chunk
+        buffer += chunk
+        start = 0
+        while (end := buffer.find(b"\n", max(start, scanned))) >= 0:
+            yield bytes(buffer[start:end])
+            start = end + 1
+        del buffer[:start]
+    if buffer:
+        yield bytes(buffer)  # a last line without its line end
+
+
+def _read_lines(fd: int, mode: str, send: Any, state: _Input) -> None:
+    """Send each line read from *fd* until its end (the stdin reader's thread)."""
     try:
-        for raw in iter(stream.readline, b""):
+        for raw in _lines(fd):
             state.lines += 1
-            line = raw[:-1] if raw.endswith(b"\n") else raw
-            if line.endswith(b"\r"):
-                line = line[:-1]
+            line = raw[:-1] if raw.endswith(b"\r") else raw
             try:
                 message = _encode_line(line, mode)
             except ValueError as exc:
@@ -166,23 +184,23 @@ def _read_lines(stream: IO[bytes], mode: str, send: Any, state: _Input) -> None:
             send(message)
     except ConnectionClosed:
         pass  # the connection ended: the main thread reports how
-    except (OSError, ValueError):
-        pass  # stdin closed or unreadable (a detached process): nothing to send
+    except OSError:
+        pass  # stdin closed or unreadable: nothing more to send
     finally:
         state.ended.set()
 
 
-def _stdin() -> tuple[IO[bytes] | None, bool]:
-    """The standard input as bytes, and whether it is a terminal (``None`` when there is none)."""
+def _stdin() -> tuple[int | None, bool]:
+    """The standard input's file descriptor, and whether it is a terminal (``None``: there is none, or
+    a stream without a descriptor stands in for it)."""
     stdin = sys.stdin
     if stdin is None:
         return None, False
     try:
-        tty = stdin.isatty()
-    except (OSError, ValueError):
-        tty = False
-    buffer: IO[bytes] | None = getattr(stdin, "buffer", None)  # None: a text stream stands in for it
-    return buffer, tty
+        fd = stdin.fileno()
+        return fd, os.isatty(fd)
+    except (OSError, ValueError, AttributeError):
+        return None, False
 
 
 def _hint(exc: BaseException) -> str:
@@ -223,7 +241,7 @@ def run_client(args: argparse.Namespace) -> int:
     except OptionError as exc:
         _error(str(exc))
         return EXIT_USAGE
-    stream, interactive = (None, False) if args.no_stdin else _stdin()
+    stdin_fd, interactive = (None, False) if args.no_stdin else _stdin()
     mode = "hex" if args.hex else "binary" if args.binary else "text"
     meter = RateMeter(sys.stderr)
     out = sys.stdout
@@ -279,9 +297,12 @@ def run_client(args: argparse.Namespace) -> int:
     try:
         for text in args.send:
             client.send(text)
-        if stream is not None:
+        if stdin_fd is not None:
             reader = threading.Thread(
-                target=_read_lines, args=(stream, mode, client.send, state), name="wsfast-stdin", daemon=True
+                target=_read_lines,
+                args=(stdin_fd, mode, client.send, state),
+                name="wsfast-stdin",
+                daemon=True,
             )
             reader.start()
         while not done.wait(0.1):
