@@ -2,7 +2,8 @@
 
 ``wsfast demo`` consumes it, so the first command of the README works offline on a fresh machine. It
 speaks just enough RFC 6455 server side: the opening handshake, a stream of pre-encoded trade messages
-(unmasked TEXT frames, sent as fast as the socket takes them or at a given rate), answers to PING and CLOSE,
+(unmasked TEXT frames, sent as fast as the socket takes them, or paced evenly at a given rate by a
+:class:`Pacer`), answers to PING and CLOSE,
 and an acknowledgement for each text message the client sends (a subscription, say).
 
 Example::
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 import socket
 import struct
@@ -26,7 +28,7 @@ from .codec import apply_mask
 from .handshake import accept_key
 from .http11 import MAX_HEAD_SIZE
 
-__all__ = ["FeedServer", "server_frame", "trade_messages"]
+__all__ = ["FeedServer", "Pacer", "server_frame", "trade_messages"]
 
 BATCH = 1000  # messages per pre-encoded batch; the stream cycles through four batches
 
@@ -69,13 +71,58 @@ def trade_messages(count: int, symbol: str = "BTCUSDT", seed: int = 7, start: in
     return messages
 
 
+class Pacer:
+    """A deadline schedule for *rate* messages per second: message *i* is due at ``start + i / rate``.
+
+    Each deadline is computed from *start*, never from the previous send, so the schedule does not drift:
+    sleeping too long (a loaded machine, a slow reader) makes the next call to :meth:`due` count every
+    message that became due meanwhile, and the average rate stays *rate*. The caller passes the time in,
+    so the schedule is tested without a clock.
+
+    Example::
+
+        pacer = Pacer(100.0, time.monotonic())
+        while True:
+            count = pacer.due(time.monotonic())  # send this many now, then
+            pacer.advance(count)
+            time.sleep(max(0.0, pacer.next_at() - time.monotonic()))
+    """
+
+    # Deadlines are sums of floats: a clock reading equal to start + i / rate may compute as a hair
+    # below it, and the message would be found due only on the next, later, call.
+    _EPSILON = 1e-9
+
+    def __init__(self, rate: float, start: float) -> None:
+        if not rate > 0 or math.isinf(rate):
+            raise ValueError(f"rate must be a positive number of messages per second, not {rate!r}")
+        self.rate = rate
+        self.start = start
+        self.sent = 0
+
+    def due(self, now: float) -> int:
+        """How many messages are due at *now* and not sent yet (0 before the next deadline)."""
+        if now < self.start:
+            return 0
+        return max(0, math.floor((now - self.start) * self.rate + self._EPSILON) + 1 - self.sent)
+
+    def advance(self, count: int) -> None:
+        """Count *count* more messages as sent."""
+        self.sent += count
+
+    def next_at(self) -> float:
+        """When the next message is due (the clock of *start*)."""
+        return self.start + self.sent / self.rate
+
+
 class FeedServer:
     """A threaded WebSocket server on 127.0.0.1 streaming trade messages to every client.
 
     Args:
         messages: how many messages each connection receives before the server closes it with 1000
             (``None``: stream until the client leaves).
-        rate: messages per second (``None``: as fast as the socket accepts them).
+        rate: messages per second, paced evenly by a :class:`Pacer` (one every ``1 / rate`` seconds on
+            average, with no drift; several at once only to catch up after a late wake-up) (``None``: as
+            fast as the socket accepts them, in batches of 1,000).
         port: the TCP port (0: any free port; read :attr:`url`).
         wait_for_subscribe: start streaming only after the client's first text message, as exchange
             feeds do after a subscription.
@@ -213,26 +260,33 @@ class FeedServer:
         batches, joined = self._batches()
         subscribed.wait()
         sent = 0
-        started = time.monotonic()
+        pacer = Pacer(self.rate, time.monotonic()) if self.rate is not None else None
         while not closing.is_set() and not self._stop.is_set():
             if self.messages is not None and sent >= self.messages:
                 with write_lock, contextlib.suppress(OSError):
                     conn.sendall(server_frame(0x8, struct.pack("!H", 1000) + b"feed complete"))
                     closing.set()
                 return
-            index = (sent // BATCH) % len(batches)
-            size = BATCH if self.messages is None else min(BATCH, self.messages - sent)
-            frames = joined[index] if size == BATCH else b"".join(batches[index][:size])
-            if self.rate is not None:
-                delay = started + sent / self.rate - time.monotonic()
-                if delay > 0:
-                    closing.wait(delay)
+            index, offset = (sent // BATCH) % len(batches), sent % BATCH
+            size = BATCH - offset
+            if pacer is not None:
+                now = time.monotonic()
+                due = pacer.due(now)
+                if due == 0:
+                    closing.wait(pacer.next_at() - now)
+                    continue
+                size = min(size, due)
+            if self.messages is not None:
+                size = min(size, self.messages - sent)
+            frames = joined[index] if size == BATCH else b"".join(batches[index][offset : offset + size])
             with write_lock:
                 try:
                     conn.sendall(frames)
                 except OSError:
                     return
             sent += size
+            if pacer is not None:
+                pacer.advance(size)
 
     def _read(
         self,
