@@ -178,12 +178,19 @@ def split_parameters(parameters: str) -> list[str]:
     return [*parts, current.strip()] if current.strip() else parts
 
 
+def _private(cls: type) -> bool:
+    """A class with no entry of its own: private by its name or by its module's (``wsfast._monitor``)."""
+    return cls.__name__.startswith("_") or cls.__module__.rpartition(".")[2].startswith("_")
+
+
 def own_members(cls: type) -> list[tuple[str, Any]]:
     """Public attributes defined by *cls* itself or by a private base class it shares with other public
-    classes (``wsfast._frontend._Frontend``, whose members are documented once but are each client's),
+    classes (``wsfast._frontend._Frontend``, ``wsfast._monitor.Observable``: their members are documented
+    once but are each client's),
     in definition order, the class's own first; not those of public bases, which have their own entry."""
     members: dict[str, Any] = {}
-    for klass in (cls, *(base for base in cls.__mro__[1:] if base.__name__.startswith("_"))):
+    shared = (base for base in cls.__mro__[1:] if _private(base))
+    for klass in (cls, *shared):
         for name, value in vars(klass).items():
             if not name.startswith("_") and name not in members:
                 members[name] = value
