@@ -172,8 +172,8 @@ class WebsocketsServer:
     """A ``websockets.asyncio.server.serve`` server on 127.0.0.1.
 
     Attributes after use: ``closes`` (one ``(code, reason)`` per finished connection, as the server saw
-    the client's CLOSE; 1006 if none), ``received`` (every message the handler read through echo),
-    ``requests`` (the request headers of each connection), ``errors`` (exceptions from handlers).
+    the client's CLOSE; 1006 if none), ``requests`` (the request headers of each connection), ``errors``
+    (exceptions from handlers).
     """
 
     def __init__(
